@@ -1,0 +1,110 @@
+"""The medium protocol a drive reads from, the empty-drive null medium, and media errors.
+
+A medium serves 2048-byte user-data sectors (MMC-5 §4.2, "logical blocks")
+as numpy views: ``read(lba, count)`` returns ``count * 2048`` bytes without
+copying where the backing store allows it (a memory map), so the transport
+can move them straight into its PIO buffer or into guest memory by DMA.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+SECTOR_SIZE = 2048
+"""User-data bytes per logical block on CD/DVD media (MMC-5 §4.2.2, ECMA-130 mode 1)."""
+
+CD_MAX_SECTORS = 80 * 60 * 75
+"""Sectors on an 80-minute CD (75 sectors a second).  A bigger medium is a DVD."""
+
+
+class MediumError(Exception):
+    """A host-side problem with a medium: names the file and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class ImageNotFound(MediumError):
+    """The path does not exist."""
+
+
+class ImageIsDirectory(MediumError):
+    """The path names a directory, not an image file."""
+
+
+class ImageUnreadable(MediumError):
+    """The file exists but cannot be opened or read (permissions, I/O error)."""
+
+
+class ImageEmpty(MediumError):
+    """The file is empty."""
+
+
+class ImageNotIso(MediumError):
+    """No ISO 9660 (or UDF) volume recognition sequence at sector 16."""
+
+
+class ImageTruncated(MediumError):
+    """The file ends inside its own volume descriptors or directory structures."""
+
+
+class MediumGone(MediumError):
+    """The medium vanished under the drive (host drive unplugged, file removed)."""
+
+
+@runtime_checkable
+class Medium(Protocol):
+    """What a drive needs from a disc.
+
+    ``read`` raises ``IndexError`` for a range outside ``[0, sector_count)``
+    and :class:`MediumGone` when the backing store disappeared.
+    """
+
+    path: str
+    sector_count: int
+
+    @property
+    def present(self) -> bool: ...
+
+    @property
+    def is_dvd(self) -> bool: ...
+
+    def read(self, lba: int, count: int) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class NoMedium:
+    """The empty drive: no sectors, not present (the null object, never ``None``)."""
+
+    path = ""
+    sector_count = 0
+
+    @property
+    def present(self) -> bool:
+        return False
+
+    @property
+    def is_dvd(self) -> bool:
+        return False
+
+    def read(self, lba: int, count: int) -> np.ndarray:
+        raise IndexError("no medium")
+
+    def close(self) -> None:
+        pass
+
+
+def check_range(lba: int, count: int, sector_count: int) -> None:
+    """Raise ``IndexError`` unless ``[lba, lba+count)`` lies on a medium of ``sector_count``."""
+    if lba < 0 or count < 0 or lba + count > sector_count:
+        raise IndexError(f"sectors {lba}+{count} outside a medium of {sector_count} sectors")
+
+
+def is_dvd_size(sector_count: int) -> bool:
+    """A medium larger than an 80-minute CD is a DVD (the profile a drive reports)."""
+    return sector_count > CD_MAX_SECTORS
