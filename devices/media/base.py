@@ -8,6 +8,8 @@ can move them straight into its PIO buffer or into guest memory by DMA.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -108,3 +110,46 @@ def check_range(lba: int, count: int, sector_count: int) -> None:
 def is_dvd_size(sector_count: int) -> bool:
     """A medium larger than an 80-minute CD is a DVD (the profile a drive reports)."""
     return sector_count > CD_MAX_SECTORS
+
+
+def open_readonly(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """Open an image file or host block device read-only; return ``(path, fd, size)``.
+
+    Shared by every medium so a bad path fails the same way whatever is behind it:
+    :class:`ImageNotFound`, :class:`ImageIsDirectory`, :class:`ImageUnreadable`
+    (permissions, I/O errors, and anything that is neither a regular file nor a block
+    device: a FIFO or a socket would block or cannot seek), :class:`ImageEmpty`.
+    ``size`` comes from ``lseek(fd, 0, SEEK_END)``, which also works for block
+    devices (whose ``st_size`` is 0).  The caller owns ``fd``.
+    """
+    spath = os.fspath(path)
+    try:
+        st = os.stat(spath)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageNotFound(spath, "no such file") from None
+    except PermissionError:
+        raise ImageUnreadable(spath, "permission denied") from None
+    except OSError as exc:
+        raise ImageUnreadable(spath, f"cannot stat: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageIsDirectory(spath, "is a directory, not an image file")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise ImageUnreadable(spath, "not a regular file or block device")
+    try:
+        fd = os.open(spath, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageNotFound(spath, "no such file") from None
+    except PermissionError:
+        raise ImageUnreadable(spath, "permission denied") from None
+    except OSError as exc:
+        raise ImageUnreadable(spath, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError as exc:
+        os.close(fd)
+        raise ImageUnreadable(spath, f"cannot find its size: {exc.strerror or exc}") from None
+    if size == 0:
+        os.close(fd)
+        raise ImageEmpty(spath, "the file is empty (0 bytes)")
+    return spath, fd, size
