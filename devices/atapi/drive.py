@@ -1,0 +1,398 @@
+"""An ATAPI DVD-ROM drive: the PACKET transport over the ATA taskfile.
+
+ATA/ATAPI-7 vol 1 §6.18 (PACKET), §6.17 (IDENTIFY PACKET DEVICE), §6.9
+(DEVICE RESET), §6.10 (EXECUTE DEVICE DIAGNOSTIC), §6.47 (SET FEATURES);
+vol 2 §11.8 (the packet protocols, host states HP0-HP4).
+
+The drive is transport + command set + medium.  This module moves bytes:
+the CDB phase, PIO data-in blocks sized by the byte-count limit, completion
+status and interrupt reason.  What a command means is decided by
+:class:`devices.scsi.target.MmcTarget`; sense becomes register state in
+exactly one function here, :meth:`AtapiDrive._complete`.
+
+Commands complete synchronously, so the host never sees BSY after a command
+(as with QEMU).  Byte-count-limit rules (vol 2 §11.8.3): the limit is read
+from LBA Mid/High at the start of each DRQ block; FFFFh counts as FFFEh; a
+block shorter than the remaining transfer is rounded down to even; one block
+may span several 2048-byte sectors; the block size is written back to LBA
+Mid/High; INTRQ is asserted at the start of each DRQ block and at completion.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from devices.atapi.identify import TransferModes, identify_packet_data
+from devices.ide.device import IdeDevice
+from devices.ide.registers import (
+    DIAG_PASSED,
+    SIGNATURE_PACKET,
+    AtaCommand,
+    Error,
+    Reason,
+    Status,
+    ata_command_name,
+)
+from devices.media.base import Medium
+from devices.personality import DEFAULT_PERSONALITY, Personality
+from devices.scsi.commands import command_name
+from devices.scsi.sense import Sense
+from devices.scsi.target import MmcTarget
+from devices.scsi.target import Status as CmdStatus
+
+_BUF_SIZE = 0x10000 + 8  # the largest DRQ block (FFFEh) plus padding slack
+_READY = Status.DRDY | Status.DSC
+_EMPTY = np.zeros(0, dtype=np.uint8)
+
+# Disk commands a packet device refuses with its signature in the taskfile, so
+# that a host probing with IDENTIFY DEVICE learns it is ATAPI (vol 1 §6.16, §9.12).
+_SIGNATURE_ABORTS = frozenset(
+    {
+        AtaCommand.IDENTIFY_DEVICE,
+        AtaCommand.READ_SECTORS,
+        AtaCommand.READ_SECTORS_EXT,
+        AtaCommand.READ_DMA,
+        AtaCommand.READ_DMA_EXT,
+        AtaCommand.WRITE_SECTORS,
+    }
+)
+# SET FEATURES subcommands accepted without effect on a read-only drive (vol 1 table 44).
+_ACCEPTED_FEATURES = frozenset({0x02, 0x82, 0x55, 0xAA, 0x66, 0xCC, 0x05, 0x85, 0x31, 0x95})
+
+
+class Stage(Enum):
+    """Where the drive is in a command: the device side of host states HP0-HP4."""
+
+    IDLE = "idle"
+    """HP0/HP1 done: no command in progress."""
+    PACKET = "packet"
+    """HP1: DRQ=1 CoD=1 IO=0, waiting for the 12 CDB bytes."""
+    PIO_IN = "pio in"
+    """HP4: a DRQ block of data for the host."""
+    DMA = "dma"
+    """HP3: data waits for the bus-master engine."""
+
+
+class AtapiDrive(IdeDevice):
+    """A DVD-ROM drive on an IDE cable.
+
+    State fields (besides the taskfile): ``stage``, the CDB bytes and count,
+    the transfer source and offsets, ``from_packet``, ``dma_requested``,
+    ``modes``; the MMC state lives in ``target``.
+    """
+
+    kind = "dvd"
+
+    def __init__(self, personality: Personality = DEFAULT_PERSONALITY) -> None:
+        super().__init__()
+        self.personality = personality
+        self.target = MmcTarget(personality)
+        self.modes = TransferModes()
+        self.dma_capable = False
+        """True once a bus-master engine is wired to the channel."""
+        self._buf = bytearray(_BUF_SIZE)
+        self._np = np.frombuffer(self._buf, dtype=np.uint8)
+        self._u16 = memoryview(self._buf).cast("H")
+        self._cdb = bytearray(12)
+        self.power_on()
+
+    # -- state ----------------------------------------------------------------------
+    def power_on(self) -> None:
+        self.target.reset(power_on=True)
+        self._reset_transport()
+        self.set_signature()
+        self.status = 0
+        self.error = DIAG_PASSED
+
+    def _reset_transport(self) -> None:
+        self.stage = Stage.IDLE
+        self._cdb_len = 0
+        self._src = _EMPTY
+        self._src_pos = 0
+        self._pos = 0
+        self._end = 0
+        self._limit_override = 0
+        self.from_packet = False
+        self.dma_requested = False
+        self.intrq = False
+
+    def set_signature(self) -> None:
+        self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
+        self.device = 0
+
+    @property
+    def medium(self) -> Medium:
+        return self.target.medium
+
+    @property
+    def byte_count_limit(self) -> int:
+        """The host's byte-count limit from LBA Mid/High; FFFFh counts as FFFEh."""
+        limit = (self.lba_high << 8) | self.lba_mid
+        return 0xFFFE if limit == 0xFFFF else limit
+
+    # -- host-side medium changes (the management API calls these) ----------------
+    def insert_medium(self, medium: Medium) -> None:
+        """Load ``medium`` and close the tray; the guest is told by sense, GESN and INTRQ."""
+        self.target.insert(medium)
+        self._media_event("insert", medium.path)
+
+    def remove_medium(self) -> Medium:
+        """Forced eject: the tray opens and the medium is returned to the caller."""
+        old = self.target.remove()
+        self._media_event("remove", old.path)
+        return old
+
+    def _media_event(self, what: str, path: str) -> None:
+        if self.trace is not None:
+            self.trace.emit("media", self.name, event=what, path=path)
+        if self.stage is Stage.IDLE and not self.status & Status.BSY:
+            self.set_irq()  # a change is signalled with INTRQ (as QEMU's change callback)
+
+    # -- resets ---------------------------------------------------------------------
+    def soft_reset(self, asserted: bool) -> None:
+        """SRST: BSY while asserted; on release the signature, Status 00h, Error 01h."""
+        self._reset_transport()
+        if asserted:
+            self.status = Status.BSY
+            return
+        self.set_signature()
+        self.status = 0  # a packet device leaves DRDY clear after reset (vol 2 §9.2)
+        self.error = DIAG_PASSED
+
+    def execute_diagnostic(self) -> None:
+        """EXECUTE DEVICE DIAGNOSTIC: reset, signature, Error 01h, INTRQ (vol 2 §9.7)."""
+        self._reset_transport()
+        self.set_signature()
+        self.status = 0
+        self.error = DIAG_PASSED
+        self.set_irq()
+
+    # -- ATA commands ---------------------------------------------------------------
+    def command(self, code: int) -> None:
+        if code == AtaCommand.PACKET:
+            self._cmd_packet()
+        elif code == AtaCommand.IDENTIFY_PACKET_DEVICE:
+            data = identify_packet_data(self.personality, self.modes, self.dma_capable)
+            self.from_packet = False
+            self._start_data_in(np.frombuffer(data, dtype=np.uint8), limit=512)
+        elif code == AtaCommand.DEVICE_RESET:
+            self._reset_transport()
+            self.set_signature()
+            self.status = 0
+            self.error = DIAG_PASSED  # no INTRQ (vol 1 §6.9)
+        elif code in _SIGNATURE_ABORTS:
+            self.set_signature()
+            self._abort()
+        elif code == AtaCommand.SET_FEATURES:
+            sub = self.features
+            if (sub == 0x03 and self.modes.set_mode(self.sector_count)) or (
+                sub in _ACCEPTED_FEATURES
+            ):
+                self._ata_done()
+            else:
+                self._abort()
+        elif code in (AtaCommand.CHECK_POWER_MODE, AtaCommand.CHECK_POWER_MODE_OLD):
+            # Sector Count FFh: active or idle; 00h: standby (vol 1 §6.4).
+            self.sector_count = 0xFF if self.target.power_condition else 0x00
+            self._ata_done()
+        elif code in (AtaCommand.IDLE_IMMEDIATE, AtaCommand.IDLE_IMMEDIATE_OLD):
+            self.target.power_condition = 1
+            self._ata_done()
+        elif code in (AtaCommand.STANDBY_IMMEDIATE, AtaCommand.STANDBY_IMMEDIATE_OLD):
+            self.target.power_condition = 0
+            self._ata_done()
+        elif code == AtaCommand.FLUSH_CACHE:
+            self._ata_done()  # nothing cached to write, with or without a medium
+        else:
+            # Everything else, NOP included: NOP's defined outcome is ABRT (vol 1 §6.21).
+            self._abort()
+
+    def _ata_done(self) -> None:
+        """Completion of a non-data ATA command: DRDY, INTRQ."""
+        self.error = 0
+        self.status = _READY
+        self.set_irq()
+
+    def _abort(self) -> None:
+        """ATA command aborted: Error ABRT, Status DRDY|ERR, INTRQ (vol 1 §6.2)."""
+        was_packet = self.from_packet
+        self._reset_transport()
+        self.error = Error.ABRT
+        self.status = Status.DRDY | Status.ERR
+        if was_packet:
+            self.sector_count = Reason.IO | Reason.COD
+        self.set_irq()
+
+    # -- PACKET ---------------------------------------------------------------------
+    def _cmd_packet(self) -> None:
+        """PACKET: wait for the CDB (HP1).  Overlap (feature bit 1) is not supported."""
+        self.from_packet = True
+        self.dma_requested = bool(self.features & 0x01)
+        if self.features & 0x02 or (self.dma_requested and not self.dma_capable):
+            self._abort()
+            return
+        self.stage = Stage.PACKET
+        self._cdb_len = 0
+        self.sector_count = Reason.COD  # CoD=1, IO=0: "send the packet"
+        self.status = _READY | Status.DRQ
+        if self.trace is not None:
+            self.trace.emit("phase", self.name, phase="HP1", drq=1, cod=1, io=0)
+
+    def _execute_packet(self) -> None:
+        cdb = bytes(self._cdb)
+        self.stage = Stage.IDLE
+        self.status = _READY | Status.BSY  # HP2: executing (never seen: we are synchronous)
+        if self.trace is not None:
+            self.trace.emit("cdb", self.name, cdb=cdb.hex(" "), name=command_name(cdb[0]))
+        data_phase_ok = self.dma_requested or self.byte_count_limit != 0
+        outcome = self.target.execute(cdb, data_phase_ok)
+        if outcome.status is CmdStatus.ABORTED:
+            self._abort()
+        elif outcome.status is CmdStatus.CHECK_CONDITION:
+            self._complete(outcome.sense)
+        elif outcome.data.size == 0:
+            self._complete(None)
+        elif self.dma_requested:
+            self._src, self._src_pos = outcome.data, 0
+            self.stage = Stage.DMA
+            self.status = _READY | Status.DRQ
+        else:
+            self._start_data_in(outcome.data, self.byte_count_limit)
+
+    def _complete(self, sense: Sense | None) -> None:
+        """End a packet command (HP0): the one place sense becomes registers.
+
+        GOOD: Status DRDY|DSC, Error 0.  CHECK CONDITION: Status DRDY|ERR (CHK),
+        Error = sense key << 4 (vol 1 §6.18.5).  Interrupt reason IO=1 CoD=1; INTRQ.
+        """
+        self._src = _EMPTY
+        self.stage = Stage.IDLE
+        self.sector_count = Reason.IO | Reason.COD
+        if sense is None:
+            self.error = 0
+            self.status = _READY
+        else:
+            self.error = (sense.key & 0x0F) << 4
+            self.status = Status.DRDY | Status.ERR
+            if self.trace is not None:
+                self.trace.emit("sense", self.name, key=sense.key, asc=sense.asc,
+                                ascq=sense.ascq, text=sense.text)
+        if self.trace is not None:
+            self.trace.emit("phase", self.name, phase="complete", status=int(self.status),
+                            error=self.error)
+        self.set_irq()
+
+    # -- PIO data-in ----------------------------------------------------------------
+    def _start_data_in(self, data: np.ndarray, limit: int) -> None:
+        self._src = data
+        self._src_pos = 0
+        self._limit_override = limit if not self.from_packet else 0
+        self._next_block()
+
+    def _next_block(self) -> None:
+        """Set up the next DRQ block (HP4) and assert INTRQ."""
+        remaining = self._src.size - self._src_pos
+        if self.from_packet:
+            limit = self.byte_count_limit
+            if remaining <= limit:
+                size = remaining
+            else:
+                size = (limit & ~1) or 2  # shorter than the rest: even (a limit of 1 acts as 2)
+            self.lba_mid, self.lba_high = size & 0xFF, size >> 8
+            self.sector_count = Reason.IO
+        else:
+            size = min(remaining, self._limit_override)
+        start = self._src_pos
+        np.copyto(self._np[:size], self._src[start : start + size])
+        end = size + (size & 1)  # an odd final byte is padded so DRQ always clears
+        self._np[size : end + 4] = 0
+        self._src_pos = start + size
+        self._pos = 0
+        self._end = end
+        self.stage = Stage.PIO_IN
+        self.error = 0
+        self.status = _READY | Status.DRQ
+        if self.trace is not None:
+            self.trace.emit("drq", self.name, bytes=size, dir="in")
+        self.set_irq()
+
+    def _block_done(self) -> None:
+        if self._src_pos < self._src.size:
+            self._next_block()
+        elif self.from_packet:
+            self._complete(None)
+        else:
+            # PIO data-in ATA command (IDENTIFY PACKET): no interrupt after the last block.
+            self._src = _EMPTY
+            self.stage = Stage.IDLE
+            self.status = _READY
+
+    # -- data port (hot path) -------------------------------------------------------
+    def data_read(self, width: int) -> int:
+        """One data-port read.  Outside a data-in DRQ block it reads 0 and changes
+        nothing (data-port access outside DRQ is ignored, on purpose)."""
+        if self.stage is not Stage.PIO_IN:
+            return 0
+        pos = self._pos
+        word = pos >> 1
+        if width == 4:
+            value = self._u16[word] | (self._u16[word + 1] << 16)
+            pos += 4
+        else:
+            value = self._u16[word] if width == 2 else self._u16[word] & 0xFF
+            pos += 2  # the data bus is 16 bits wide: a byte access still moves a word
+        self._pos = pos
+        if pos >= self._end:
+            self._block_done()
+        return value
+
+    def data_read_string(self, width: int, out: np.ndarray) -> None:
+        """``rep ins``: whole DRQ blocks in one numpy copy each."""
+        n = out.size
+        i = 0
+        while i < n and self.stage is Stage.PIO_IN:
+            pos = self._pos
+            take = min((self._end - pos + width - 1) // width, n - i)
+            nbytes = take * width
+            out[i : i + take] = self._np[pos : pos + nbytes].view(out.dtype)
+            self._pos = pos + nbytes
+            i += take
+            if self._pos >= self._end:
+                self._block_done()
+        if i < n:
+            out[i:] = 0
+
+    def data_write(self, width: int, value: int) -> None:
+        """One data-port write: CDB bytes in the packet phase, ignored otherwise."""
+        if self.stage is not Stage.PACKET:
+            return
+        n = self._cdb_len
+        for k in range(2 if width != 4 else 4):
+            if n < 12:
+                self._cdb[n] = (value >> (8 * k)) & 0xFF
+                n += 1
+        self._cdb_len = n
+        if n >= 12:
+            self._execute_packet()
+
+    def data_write_string(self, width: int, data: np.ndarray) -> None:
+        for value in data.tolist():
+            if self.stage is not Stage.PACKET:
+                break
+            self.data_write(width, value)
+
+    # -- bus-master DMA (the engine pulls from here) ---------------------------------
+    def dma_source(self) -> np.ndarray:
+        """The bytes still waiting for the bus-master engine (Stage.DMA)."""
+        return self._src[self._src_pos :] if self.stage is Stage.DMA else _EMPTY
+
+    def dma_advance(self, nbytes: int) -> None:
+        """The engine moved ``nbytes``; at the end the command completes."""
+        self._src_pos += nbytes
+        if self._src_pos >= self._src.size:
+            self._complete(None)
+
+
+__all__ = ["AtapiDrive", "Stage", "ata_command_name"]

@@ -1,0 +1,240 @@
+"""An IDE controller with two channels at the legacy PC ports.
+
+ATA/ATAPI-7 vol 1 §7 (registers) and vol 2 §9 (protocols); the PC port
+assignment is the ISA compatibility one (bus 0: 1F0h-1F7h + 3F6h, IRQ 14;
+bus 1: 170h-177h + 376h, IRQ 15).
+
+Channel behaviour that real hardware has and drivers rely on:
+
+* taskfile writes reach **both** units; Device bit 4 (DEV) selects who answers;
+* reading Status clears the selected unit's pending interrupt; reading
+  Alternate Status does not;
+* INTRQ is driven only by the selected unit, and only while nIEN is clear;
+* SRST in Device Control resets both units (BSY while asserted);
+* an absent unit is an :class:`EmptySlot`: when it is selected the present
+  unit answers with Status 00h, and a channel with no unit floats (FFh).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devices.bus import IrqLine, PortRange
+from devices.ide.device import EmptySlot, IdeDevice
+from devices.ide.registers import AtaCommand, Control, ReadReg, Status, WriteReg, ata_command_name
+from devices.trace import Tracer
+
+LEGACY_CHANNELS = ((0x1F0, 0x3F6, 14), (0x170, 0x376, 15))
+"""(command block base, control block port, IRQ) for bus 0 and bus 1."""
+
+
+class IdeChannel:
+    """One IDE cable: two unit slots, the Device Control register, one INTRQ line."""
+
+    def __init__(self, number: int, base: int, ctrl: int, irq: IrqLine) -> None:
+        self.number = number
+        self.base = base
+        self.ctrl = ctrl
+        self.irq = irq
+        self.units: list[IdeDevice] = [EmptySlot(), EmptySlot()]
+        self.selected = 0
+        self.control = 0
+        self.trace: Tracer | None = None
+        self.bus_master: object | None = None
+        """The bus-master DMA engine of this channel, if the controller has one."""
+
+    # -- units ----------------------------------------------------------------------
+    def attach(self, slot: int, unit: IdeDevice) -> None:
+        """Put ``unit`` at device position ``slot`` (0 or 1) on this cable."""
+        if slot not in (0, 1):
+            raise ValueError(f"device number must be 0 or 1, not {slot}")
+        if self.units[slot].present:
+            raise ValueError(f"bus {self.number} device {slot} is already occupied")
+        unit.notify = self.update_irq
+        unit.trace = self.trace
+        unit.name = f"ide{self.number}-{slot}"
+        self.units[slot] = unit
+        unit.power_on()
+        self.update_irq()
+
+    def detach(self, slot: int) -> IdeDevice:
+        """Take the unit out of ``slot``, leaving an :class:`EmptySlot`."""
+        unit = self.units[slot]
+        self.units[slot] = EmptySlot()
+        unit.notify = _ignore
+        self.update_irq()
+        return unit
+
+    def set_trace(self, trace: Tracer | None) -> None:
+        self.trace = trace
+        for unit in self.units:
+            unit.trace = trace
+
+    @property
+    def any_present(self) -> bool:
+        return self.units[0].present or self.units[1].present
+
+    def update_irq(self) -> None:
+        """INTRQ = the selected unit's pending interrupt, unless nIEN is set."""
+        unit = self.units[self.selected]
+        level = unit.present and unit.intrq and not self.control & Control.NIEN
+        if level != self.irq.level:
+            if self.trace is not None:
+                self.trace.emit("irq", f"ide{self.number}", line=self.irq.number, level=level)
+            self.irq.set_level(level)
+
+    # -- port ranges ----------------------------------------------------------------
+    def port_ranges(self) -> list[PortRange]:
+        return [
+            PortRange(
+                self.base,
+                8,
+                self.read,
+                self.write,
+                name=f"ide{self.number}",
+                string_read=self.read_string,
+                string_write=self.write_string,
+            ),
+            PortRange(self.ctrl, 1, self.read, self.write, name=f"ide{self.number}-ctrl"),
+        ]
+
+    def _reg(self, port: int) -> int:
+        return port - self.base if port != self.ctrl else 8
+
+    def read(self, port: int, width: int) -> int:
+        """A guest read of a command- or control-block register."""
+        unit = self.units[self.selected]
+        if port == self.base:  # data port: the hot path
+            return unit.data_read(width)
+        reg = ReadReg(self._reg(port))
+        value = self._read_register(unit, reg)
+        if self.trace is not None:
+            self.trace.emit("port", f"ide{self.number}", dir="in", port=port, reg=reg.name,
+                            value=value)
+        return value
+
+    def _read_register(self, unit: IdeDevice, reg: ReadReg) -> int:
+        if not self.any_present:
+            return 0xFF  # nothing drives the bus: it floats high
+        if reg is ReadReg.STATUS or reg is ReadReg.ALT_STATUS:
+            if not unit.present:
+                return 0x00  # device 0 answers for an absent device 1 (vol 1 §9.16.1)
+            if reg is ReadReg.STATUS and unit.intrq:
+                unit.intrq = False
+                self.update_irq()
+            return unit.status
+        if not unit.present:
+            unit = self.units[1 - self.selected]  # the present unit's register copy
+            if reg is ReadReg.ERROR:
+                return 0x00
+        if reg is ReadReg.ERROR:
+            return unit.error
+        if reg is ReadReg.SECTOR_COUNT:
+            return unit.sector_count
+        if reg is ReadReg.LBA_LOW:
+            return unit.lba_low
+        if reg is ReadReg.LBA_MID:
+            return unit.lba_mid
+        if reg is ReadReg.LBA_HIGH:
+            return unit.lba_high
+        return unit.device  # ReadReg.DEVICE
+
+    def write(self, port: int, width: int, value: int) -> None:
+        """A guest write of a command- or control-block register."""
+        if port == self.base:
+            self.units[self.selected].data_write(width, value)
+            return
+        reg = WriteReg(self._reg(port))
+        value &= 0xFF
+        if self.trace is not None:
+            self.trace.emit("port", f"ide{self.number}", dir="out", port=port, reg=reg.name,
+                            value=value)
+        if reg is WriteReg.DEVICE_CONTROL:
+            self._write_control(value)
+        elif reg is WriteReg.COMMAND:
+            self._write_command(value)
+        else:
+            for unit in self.units:
+                unit.write_register(reg, value)
+            if reg is WriteReg.DEVICE:
+                self.selected = (value >> 4) & 1
+                self.update_irq()
+
+    def _write_command(self, code: int) -> None:
+        unit = self.units[self.selected]
+        if self.trace is not None:
+            self.trace.emit("ata", unit.name, command=code, name=ata_command_name(code))
+        if unit.status & (Status.BSY | Status.DRQ) and code != AtaCommand.DEVICE_RESET:
+            return  # a command while BSY or DRQ is ignored; DEVICE RESET is the way out
+        if code == AtaCommand.EXECUTE_DEVICE_DIAGNOSTIC:
+            # Both units run the diagnostic; afterwards device 0 is selected (vol 2 §9.7).
+            for unit in self.units:
+                unit.intrq = False
+            self.selected = 0
+            for unit in self.units:
+                unit.execute_diagnostic()
+            self.update_irq()
+            return
+        if not unit.present:
+            return  # nobody is there to execute it
+        unit.intrq = False  # writing Command clears a pending interrupt (vol 1 §5.2.9)
+        self.update_irq()
+        unit.command(code)
+
+    def _write_control(self, value: int) -> None:
+        old, self.control = self.control, value
+        srst_was, srst_now = old & Control.SRST, value & Control.SRST
+        if srst_now != srst_was:
+            for unit in self.units:
+                unit.soft_reset(bool(srst_now))
+            if not srst_now:
+                self.selected = 0  # the reset clears DEV (vol 1 §9.12 signature)
+        self.update_irq()
+
+    # -- string data transfers ------------------------------------------------------
+    def read_string(self, port: int, width: int, out: np.ndarray) -> None:
+        if port == self.base:
+            self.units[self.selected].data_read_string(width, out)
+        else:
+            for i in range(out.size):
+                out[i] = self.read(port, width)
+
+    def write_string(self, port: int, width: int, data: np.ndarray) -> None:
+        if port == self.base:
+            self.units[self.selected].data_write_string(width, data)
+        else:
+            for value in data.tolist():
+                self.write(port, width, value)
+
+
+def _ignore() -> None:
+    pass
+
+
+class IdeController:
+    """Two IDE channels at the legacy ports (a PIIX-style controller, ISA compatibility mode)."""
+
+    def __init__(self, irq14: IrqLine, irq15: IrqLine) -> None:
+        (b0, c0, _), (b1, c1, _) = LEGACY_CHANNELS
+        self.channels = (IdeChannel(0, b0, c0, irq14), IdeChannel(1, b1, c1, irq15))
+
+    def attach(self, bus: int, device: int, unit: IdeDevice) -> None:
+        self.channel(bus).attach(device, unit)
+
+    def detach(self, bus: int, device: int) -> IdeDevice:
+        return self.channel(bus).detach(device)
+
+    def unit(self, bus: int, device: int) -> IdeDevice:
+        return self.channel(bus).units[device]
+
+    def channel(self, bus: int) -> IdeChannel:
+        if bus not in (0, 1):
+            raise ValueError(f"bus number must be 0 or 1, not {bus}")
+        return self.channels[bus]
+
+    def port_ranges(self) -> list[PortRange]:
+        return [r for ch in self.channels for r in ch.port_ranges()]
+
+    def set_trace(self, trace: Tracer | None) -> None:
+        for ch in self.channels:
+            ch.set_trace(trace)

@@ -1,0 +1,114 @@
+"""What an IDE channel needs from a unit on its cable, and the empty slot.
+
+Each unit keeps its own copy of the command-block registers: the host's
+taskfile writes reach *both* units on a channel (ATA/ATAPI-7 vol 1 §7.1),
+and only the selected unit answers reads and executes commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from devices.ide.registers import DIAG_PASSED, SIGNATURE_PACKET, Status, WriteReg
+from devices.trace import Tracer
+
+
+class IdeDevice:
+    """Base of a unit on an IDE cable: the taskfile and the hooks the channel calls.
+
+    State fields: ``features``, ``error``, ``sector_count``, ``lba_low``,
+    ``lba_mid``, ``lba_high``, ``device``, ``status``, ``intrq``.
+    """
+
+    present = True
+    kind = "device"
+
+    def __init__(self) -> None:
+        self.features = 0
+        self.error = 0
+        self.sector_count = 0
+        self.lba_low = 0
+        self.lba_mid = 0
+        self.lba_high = 0
+        self.device = 0
+        self.status = 0
+        self.intrq = False
+        """This unit's pending interrupt; the channel drives the line from it."""
+        self.notify: Callable[[], None] = _nothing
+        """Set by the channel: call after ``intrq`` changes."""
+        self.trace: Tracer | None = None
+        self.name = "unit"
+
+    # -- taskfile -------------------------------------------------------------------
+    def write_register(self, reg: WriteReg, value: int) -> None:
+        """A taskfile write (both units get it).  Ignored while BSY or DRQ is set:
+        the host must not write then (ATA/ATAPI-7 vol 1 §7.1)."""
+        if self.status & (Status.BSY | Status.DRQ):
+            return
+        if reg is WriteReg.FEATURES:
+            self.features = value
+        elif reg is WriteReg.SECTOR_COUNT:
+            self.sector_count = value
+        elif reg is WriteReg.LBA_LOW:
+            self.lba_low = value
+        elif reg is WriteReg.LBA_MID:
+            self.lba_mid = value
+        elif reg is WriteReg.LBA_HIGH:
+            self.lba_high = value
+        elif reg is WriteReg.DEVICE:
+            self.device = value
+
+    def set_signature(self) -> None:
+        """Load the reset signature (ATA/ATAPI-7 vol 1 §9.12); base units have none."""
+
+    def set_irq(self) -> None:
+        """Assert this unit's interrupt (the channel gates it with nIEN and selection)."""
+        self.intrq = True
+        self.notify()
+
+    # -- hooks the channel calls ----------------------------------------------------
+    def command(self, code: int) -> None:
+        """Execute an ATA command written to the Command register."""
+
+    def soft_reset(self, asserted: bool) -> None:
+        """SRST set (``asserted``) or released (ATA/ATAPI-7 vol 2 §9.2)."""
+
+    def execute_diagnostic(self) -> None:
+        """EXECUTE DEVICE DIAGNOSTIC, which both units run whatever DEV says."""
+
+    def data_read(self, width: int) -> int:
+        return 0
+
+    def data_write(self, width: int, value: int) -> None:
+        pass
+
+    def data_read_string(self, width: int, out: np.ndarray) -> None:
+        out[...] = 0
+
+    def data_write_string(self, width: int, data: np.ndarray) -> None:
+        pass
+
+    def power_on(self) -> None:
+        """Power-on or hardware reset."""
+
+
+def _nothing() -> None:
+    pass
+
+
+class EmptySlot(IdeDevice):
+    """No unit at this position on the cable (the null object, never ``None``).
+
+    It takes no part in the protocol: when it is selected, the other unit (if
+    any) answers for it with Status 00h (ATA/ATAPI-7 vol 1 §9.16.1), and a
+    channel with two empty slots floats (reads all ones).
+    """
+
+    present = False
+    kind = "empty"
+
+
+# Re-exported for units that answer with the packet signature.
+__all__ = ["IdeDevice", "EmptySlot", "SIGNATURE_PACKET", "DIAG_PASSED"]

@@ -1,0 +1,209 @@
+"""The MMC logical unit: medium and tray state, sense, and the one dispatcher.
+
+``MmcTarget.execute`` is the only place the generic rules run, in this order
+(the order QEMU's tray test and MMC-5 §4.1.6 imply):
+
+1. unknown opcode → ILLEGAL REQUEST 20/00;
+2. for commands not flagged ``ALLOW_UA``: the media-change sequence (NOT READY
+   3A/00 once after a medium arrives), then a pending UNIT ATTENTION
+   (06/28 medium changed, 06/29 power on) reported once;
+3. ``CHECK_READY`` commands need a medium with the tray closed (02/3A/01 or 02);
+4. the transport's data-phase check (a PIO byte-count limit of 0 aborts a
+   command that would move data: ATA/ATAPI-7 vol 2 §11.8);
+5. the handler, whose reply is truncated to the CDB's allocation length.
+
+Success clears the sense data (86Box's behaviour and SPC-3 §4.5.1: sense
+describes the *last* command; QEMU's sticky sense is a known bug).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+import numpy as np
+
+from devices.media.base import Medium, MediumError, NoMedium
+from devices.personality import DEFAULT_PERSONALITY, Personality
+from devices.scsi.commands import MMC_COMMANDS, Command, CommandTable, Flag
+from devices.scsi.sense import (
+    SENSE_INTERNAL_FAILURE,
+    SENSE_INVALID_OPCODE,
+    SENSE_MEDIUM_CHANGED,
+    SENSE_NO_MEDIUM,
+    SENSE_NO_MEDIUM_TRAY_CLOSED,
+    SENSE_NO_MEDIUM_TRAY_OPEN,
+    SENSE_NONE,
+    SENSE_POWER_ON,
+    CheckCondition,
+    Sense,
+)
+
+log = logging.getLogger(__name__)
+
+_EMPTY = np.zeros(0, dtype=np.uint8)
+
+
+class Status(Enum):
+    """How a packet command ended."""
+
+    GOOD = "good"
+    CHECK_CONDITION = "check condition"
+    ABORTED = "aborted"
+    """Refused at the transport level (ATA ABRT), e.g. byte-count limit 0 with data."""
+
+
+class MediaEvent(IntEnum):
+    """GET EVENT STATUS NOTIFICATION media class event codes (MMC-5 §6.6.2.4, table 131)."""
+
+    NO_CHANGE = 0
+    EJECT_REQUEST = 1
+    NEW_MEDIA = 2
+    MEDIA_REMOVAL = 3
+    MEDIA_CHANGED = 4
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one packet command, for the transport to deliver."""
+
+    status: Status
+    data: np.ndarray = field(default_factory=lambda: _EMPTY)
+    """Data-in bytes (uint8), already truncated to the allocation length."""
+    sense: Sense = SENSE_NONE
+    command: Command | None = None
+
+
+def as_bytes_array(reply: object) -> np.ndarray:
+    """A handler's reply (bytes, bytearray, numpy array or None) as a flat uint8 array."""
+    if reply is None:
+        return _EMPTY
+    if isinstance(reply, np.ndarray):
+        return reply.reshape(-1).view(np.uint8)
+    return np.frombuffer(bytes(reply), dtype=np.uint8)
+
+
+class MmcTarget:
+    """State of one MMC logical unit (the drive behind the ATAPI transport).
+
+    State fields (set again by :meth:`reset`): ``sense``, ``pending_ua``,
+    ``not_ready_once``, ``media_event``, ``tray_open``, ``locked``,
+    ``power_condition``.  ``medium`` survives resets (it is in the tray).
+    """
+
+    def __init__(
+        self,
+        personality: Personality = DEFAULT_PERSONALITY,
+        table: CommandTable | None = None,
+    ) -> None:
+        # Importing the handler modules fills MMC_COMMANDS.
+        import devices.scsi.mmc  # noqa: F401
+        import devices.scsi.spc  # noqa: F401
+
+        self.personality = personality
+        self.table = table if table is not None else MMC_COMMANDS
+        self.medium: Medium = NoMedium()
+        self.on_guest_eject: Callable[[], None] | None = None
+        """Host hook: the guest opened the tray with START STOP UNIT (LoEj)."""
+        self.mode_state: dict[int, bytes] = {}
+        """Current values of changeable mode pages (MMC-5 §7), keyed by page code."""
+        self.reset(power_on=True)
+
+    # -- state ----------------------------------------------------------------------
+    def reset(self, power_on: bool = False) -> None:
+        """Power-on or hard reset: UNIT ATTENTION 29/00 is established (SPC-3 §5.9.7).
+
+        ATA software reset and DEVICE RESET reset the transport only and do not
+        call this (ATA/ATAPI-7 vol 1 §6.7: DEVICE RESET does not change the
+        packet command set state).
+        """
+        self.sense = SENSE_NONE
+        self.pending_ua: Sense | None = SENSE_POWER_ON if power_on else None
+        self.not_ready_once = False
+        self.media_event = MediaEvent.NO_CHANGE
+        self.tray_open = False
+        self.locked = False
+        self.power_condition = 1  # active
+
+    @property
+    def ready(self) -> bool:
+        """A medium is loaded and the tray is closed."""
+        return self.medium.present and not self.tray_open
+
+    def not_ready_sense(self) -> Sense:
+        """The NOT READY sense for the current tray state (MMC-5 Annex F)."""
+        if self.tray_open:
+            return SENSE_NO_MEDIUM_TRAY_OPEN
+        return SENSE_NO_MEDIUM_TRAY_CLOSED
+
+    # -- host side ------------------------------------------------------------------
+    def insert(self, medium: Medium) -> None:
+        """A medium is loaded and the tray closes (MMC-5 §4.1.6.1, media change).
+
+        The guest sees NOT READY 3A/00 once, then UNIT ATTENTION 28/00 once, and
+        GESN reports New Media.
+        """
+        self.medium = medium
+        self.tray_open = False
+        self.not_ready_once = True
+        self.pending_ua = SENSE_MEDIUM_CHANGED
+        self.media_event = MediaEvent.NEW_MEDIA
+
+    def remove(self) -> Medium:
+        """The host takes the medium out: a forced eject (the guest's lock is overridden).
+
+        The tray is left open; GESN reports Media Removal.  Returns the old medium
+        (not closed: the caller owns it).
+        """
+        old = self.medium
+        self.medium = NoMedium()
+        self.tray_open = True
+        self.locked = False
+        self.not_ready_once = False
+        self.pending_ua = None
+        self.media_event = MediaEvent.MEDIA_REMOVAL
+        return old
+
+    # -- the dispatcher -------------------------------------------------------------
+    def execute(self, cdb: bytes, data_phase_ok: bool = True) -> Outcome:
+        """Run one CDB.  ``data_phase_ok`` is False when the transport cannot move
+        data (PIO with byte-count limit 0); a command that would then moves none
+        is refused with :attr:`Status.ABORTED`."""
+        cmd = self.table.get(cdb[0])
+        try:
+            if cmd is None:
+                raise CheckCondition(SENSE_INVALID_OPCODE)
+            flags = cmd.flags
+            if not flags & Flag.ALLOW_UA:
+                if self.not_ready_once:
+                    self.not_ready_once = False
+                    if self.ready:
+                        raise CheckCondition(SENSE_NO_MEDIUM)
+                if self.pending_ua is not None:
+                    ua, self.pending_ua = self.pending_ua, None
+                    raise CheckCondition(ua)
+            if flags & Flag.CHECK_READY and not self.ready:
+                raise CheckCondition(self.not_ready_sense())
+            if not data_phase_ok and not flags & (Flag.NONDATA | Flag.CONDDATA):
+                return Outcome(Status.ABORTED, command=cmd)
+            data = as_bytes_array(cmd.handler(self, cdb))
+            if cmd.alloc is not None:
+                data = data[: cmd.alloc.of(cdb)]
+            if data.size and not data_phase_ok:
+                return Outcome(Status.ABORTED, command=cmd)
+        except CheckCondition as cc:
+            self.sense = cc.sense
+            return Outcome(Status.CHECK_CONDITION, sense=cc.sense, command=cmd)
+        except MediumError as exc:
+            # The backing store vanished (host drive unplugged): the guest sees no medium.
+            log.warning("medium failed during %s: %s", cmd.name if cmd else "?", exc)
+            self.sense = SENSE_NO_MEDIUM
+            return Outcome(Status.CHECK_CONDITION, sense=SENSE_NO_MEDIUM, command=cmd)
+        except Exception:  # a bug must not escape into a port access
+            log.exception("internal error in %s", cmd.name if cmd else "?")
+            self.sense = SENSE_INTERNAL_FAILURE
+            return Outcome(Status.CHECK_CONDITION, sense=SENSE_INTERNAL_FAILURE, command=cmd)
+        self.sense = SENSE_NONE
+        return Outcome(Status.GOOD, data, command=cmd)
