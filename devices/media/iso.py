@@ -353,8 +353,17 @@ class IsoImage:
         iso = self._pycdlib()
         if iso is None:
             return []
+        try:
+            return self._walk(iso, "utf-8")
+        except UnicodeDecodeError:
+            # Names outside the d-characters (ECMA-119 §7.4.1) that are not UTF-8
+            # either: show them byte for byte rather than fail.
+            return self._walk(iso, "latin-1")
+
+    @staticmethod
+    def _walk(iso: pycdlib.PyCdlib, encoding: str) -> list[str]:
         paths: list[str] = []
-        for here, _dirs, names in iso.walk(iso_path="/"):
+        for here, _dirs, names in iso.walk(iso_path="/", encoding=encoding):
             prefix = here.rstrip("/")
             paths.extend(f"{prefix}/{name}" for name in names)
         return sorted(paths)
