@@ -1,0 +1,163 @@
+"""The ``emu`` command: boot, inspect and read discs through the emulated drive.
+
+* ``emu boot [ISO]``: the firmware half of a PC boot (probe, El Torito, load).
+* ``emu info ISO``: what pycdlib sees in an image.
+* ``emu read ISO LBA [COUNT]``: a hexdump of sectors read through the whole
+  path (firmware driver → ports → controller → drive → medium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from devices.media.base import MediumError
+from devices.media.iso import IsoImage
+from emu.firmware.ata import AtaHostDriver, FirmwareError
+from emu.firmware.eltorito import firmware_boot
+from emu.machine import Machine
+
+SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
+
+EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def open_machine(iso: str | None, bus: int, device: int) -> tuple[Machine, IsoImage]:
+    """A machine with a DVD drive at (bus, device) holding ``iso`` (or the sample)."""
+    medium = IsoImage(iso or SAMPLE_ISO)
+    machine = Machine()
+    machine.add_dvd_drive(bus, device, medium)
+    return machine, medium
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    machine, medium = open_machine(args.iso, args.bus, args.device)
+    driver = AtaHostDriver(machine.ports, machine.memory)
+    try:
+        loaded = firmware_boot(driver)
+    except FirmwareError as exc:
+        for line in driver.log:
+            print(line)
+        print(f"Boot failed: {exc}", file=sys.stderr)
+        return EXIT_BOOT_FAILED
+    finally:
+        medium.close()
+    dev, entry = loaded.device, loaded.entry
+    print(f"Disc:        {medium.path}")
+    print(f"Drive:       bus {dev.bus}, device {dev.device}: {dev.model} "
+          f"(serial {dev.serial}, firmware {dev.firmware}, {dev.kind})")
+    print(f"Catalog:     LBA {loaded.catalog_lba}")
+    print(f"Boot entry:  platform {entry.platform_name}, {entry.media_name}, "
+          f"load segment {entry.segment:#06x}, {entry.sector_count} sectors, "
+          f"load RBA {entry.load_rba}")
+    print(f"Loaded:      {loaded.length} bytes at {loaded.address:#07x}, sha256 {loaded.sha256}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with IsoImage(args.iso) as image:
+        info = image.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"Image:            {info['path']}")
+    print(f"File size:        {info['file_size']} bytes")
+    print(f"Capacity:         {info['capacity_sectors']} sectors of 2048 bytes "
+          f"({'DVD' if info['is_dvd'] else 'CD'}-sized)")
+    print(f"Volume id:        {info['volume_id']!r}")
+    print(f"ISO 9660 volume:  {info['volume_size']} sectors")
+    print(f"Joliet:           {'yes' if info['joliet'] else 'no'}")
+    print(f"Rock Ridge:       {'yes' if info['rock_ridge'] else 'no'}")
+    print(f"UDF:              {'yes' if info['udf'] else 'no'}")
+    entries = info["boot_entries"]
+    if not entries:
+        print("El Torito:        none")
+    for i, e in enumerate(entries):
+        print(f"El Torito [{i}]:    platform {e['platform_name']}, "
+              f"{'bootable' if e['bootable'] else 'not bootable'}, {e['media_name']}, "
+              f"load segment {e['load_segment']:#06x}, {e['sector_count']} sectors, "
+              f"load RBA {e['load_rba']}")
+    return EXIT_OK
+
+
+def hexdump(data: bytes, base: int = 0) -> str:
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        hexpart = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{base + off:08x}  {hexpart:<47}  |{text}|")
+    return "\n".join(lines)
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    machine, medium = open_machine(args.iso, args.bus, args.device)
+    driver = AtaHostDriver(machine.ports, machine.memory)
+    dest = 0x100000
+    try:
+        devices = [d for d in driver.probe() if d.device_type == 5]
+        if not devices:
+            raise FirmwareError("no DVD/CD drive found")
+        dev = devices[0]
+        driver.wait_ready(dev)
+        if args.lba + args.count > medium.sector_count or args.count < 1:
+            print(f"Sectors {args.lba}+{args.count} are outside the disc "
+                  f"({medium.sector_count} sectors)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if dest + args.count * 2048 > machine.memory.size:
+            print("COUNT too large for guest memory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        driver.read_sectors(dev, args.lba, args.count, dest)
+    except FirmwareError as exc:
+        print(f"Read failed: {exc}", file=sys.stderr)
+        return EXIT_BOOT_FAILED
+    finally:
+        medium.close()
+    data = machine.memory.read(dest, args.count * 2048)
+    print(hexdump(data, args.lba * 2048))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emu", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    def drive_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bus", type=int, choices=(0, 1), default=1,
+                       help="IDE bus of the DVD drive (default 1)")
+        p.add_argument("--device", type=int, choices=(0, 1), default=0,
+                       help="device number on that bus (default 0)")
+
+    p = sub.add_parser("boot", help="boot a disc (the built-in sample if none is given)")
+    p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
+    drive_options(p)
+    p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("info", help="what pycdlib sees in an image")
+    p.add_argument("iso")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("read", help="hexdump sectors read through the emulated drive")
+    p.add_argument("iso")
+    p.add_argument("lba", type=int)
+    p.add_argument("count", type=int, nargs="?", default=1)
+    drive_options(p)
+    p.set_defaults(func=cmd_read)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MediumError as exc:
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The firmware's ATA/ATAPI host driver: ports and guest memory only, as real firmware.
+
+It follows what SeaBIOS does (anchors b.10): per channel, a register echo
+(55h/AAh) to see whether a unit answers, one SRST pulse with nIEN set, then
+IDENTIFY PACKET DEVICE by polled PIO.  Every packet command runs polled with
+nIEN set: byte-count limit = block size (0 for TEST UNIT READY), PACKET,
+wait for DRQ, the 12-byte CDB, then ``count`` DRQ blocks of ``blocksize``
+bytes moved with one string read each straight into guest memory.
+
+ATA/ATAPI-7 vol 2 §11.8 (PACKET PIO data-in protocol), vol 1 §9.12 (signature).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from emu.memory import GuestMemory
+from emu.ports import PortBus
+
+CHANNELS = ((0x1F0, 0x3F6), (0x170, 0x376))
+ST_BSY, ST_DRDY, ST_DRQ, ST_ERR = 0x80, 0x40, 0x08, 0x01
+CTL_NIEN, CTL_SRST = 0x02, 0x04
+CMD_PACKET, CMD_IDENTIFY_PACKET, CMD_IDENTIFY = 0xA0, 0xA1, 0xEC
+SCRATCH = 0x1000
+"""Guest address of the firmware's 2 KiB sector bounce buffer."""
+SECTOR = 2048
+MAX_SECTORS_PER_READ = 32
+"""Sectors per READ(10), as SeaBIOS (64 KiB per command)."""
+
+
+class FirmwareError(Exception):
+    """A firmware-level failure, worded as a BIOS would report it."""
+
+
+class CommandFailed(FirmwareError):
+    """A packet command ended with CHECK CONDITION (error register has the sense key)."""
+
+    def __init__(self, message: str, error: int) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class AtapiDevice:
+    """A packet device found by the probe."""
+
+    bus: int
+    device: int
+    model: str
+    serial: str
+    firmware: str
+    device_type: int
+    """IDENTIFY word 0 bits 12-8 (5 = CD/DVD)."""
+    removable: bool
+    identify: bytes
+
+    @property
+    def base(self) -> int:
+        return CHANNELS[self.bus][0]
+
+    @property
+    def ctrl(self) -> int:
+        return CHANNELS[self.bus][1]
+
+    @property
+    def kind(self) -> str:
+        return "DVD/CD" if self.device_type == 5 else f"ATAPI type {self.device_type:#x}"
+
+    def describe(self) -> str:
+        return f"ata{self.bus}-{self.device}: {self.model} ATAPI {self.kind}"
+
+
+def ata_string(identify: bytes, first_word: int, words: int) -> str:
+    """Decode an ATA string (two characters a word, first in the high byte)."""
+    raw = identify[first_word * 2 : (first_word + words) * 2]
+    swapped = bytes(b for i in range(0, len(raw), 2) for b in (raw[i + 1], raw[i]))
+    return swapped.decode("ascii", "replace").strip()
+
+
+class AtaHostDriver:
+    """Polled ATA/ATAPI host driver over a :class:`PortBus` and :class:`GuestMemory`."""
+
+    def __init__(self, ports: PortBus, memory: GuestMemory, max_polls: int = 100_000) -> None:
+        self.ports = ports
+        self.memory = memory
+        self.max_polls = max_polls
+        self.log: list[str] = []
+
+    # -- low level ------------------------------------------------------------------
+    def _delay400(self, ctrl: int) -> None:
+        """The 400 ns settle time: four reads of Alternate Status (vol 2 §5.2.12)."""
+        for _ in range(4):
+            self.ports.inb(ctrl)
+
+    def wait_not_busy(self, base: int, ctrl: int) -> int:
+        """Poll Alternate Status until BSY clears; returns the status."""
+        inb = self.ports.inb
+        for _ in range(self.max_polls):
+            status = inb(ctrl)
+            if not status & ST_BSY:
+                return status
+        raise FirmwareError(f"IDE channel at {base:#x}: device stays busy")
+
+    def select(self, base: int, ctrl: int, device: int) -> None:
+        self.ports.outb(base + 6, 0xA0 | (device << 4))
+        self._delay400(ctrl)
+
+    # -- probe --------------------------------------------------------------------
+    def probe(self) -> list[AtapiDevice]:
+        """Find packet devices on both channels (SeaBIOS ``ata_detect`` sequence)."""
+        found: list[AtapiDevice] = []
+        for bus, (base, ctrl) in enumerate(CHANNELS):
+            if self.ports.inb(base + 7) == 0xFF:
+                self.log.append(f"ata{bus}: floating bus, no devices")
+                continue
+            reset_done = False
+            for device in (0, 1):
+                self.select(base, ctrl, device)
+                self.ports.outb(base + 2, 0x55)
+                self.ports.outb(base + 3, 0xAA)
+                sc, sn = self.ports.inb(base + 2), self.ports.inb(base + 3)
+                dh = self.ports.inb(base + 6)
+                if sc != 0x55 or sn != 0xAA or (dh & 0x10) != (device << 4):
+                    self.log.append(f"ata{bus}-{device}: no register echo")
+                    continue
+                if not reset_done:
+                    self.soft_reset(base, ctrl)
+                    reset_done = True
+                    self.select(base, ctrl, device)
+                dev = self.identify_packet(bus, device)
+                if dev is None:
+                    self.log.append(f"ata{bus}-{device}: not a packet device")
+                    continue
+                self.log.append(dev.describe())
+                found.append(dev)
+        return found
+
+    def soft_reset(self, base: int, ctrl: int) -> None:
+        """Pulse SRST with nIEN set and wait for BSY to clear (vol 2 §9.2)."""
+        self.ports.outb(ctrl, CTL_SRST | CTL_NIEN)
+        self._delay400(ctrl)
+        self.ports.outb(ctrl, CTL_NIEN)
+        self._delay400(ctrl)
+        self.wait_not_busy(base, ctrl)
+
+    def identify_packet(self, bus: int, device: int) -> AtapiDevice | None:
+        """IDENTIFY PACKET DEVICE, polled; None if the unit does not answer it."""
+        base, ctrl = CHANNELS[bus]
+        self.ports.outb(ctrl, CTL_NIEN)
+        self.wait_not_busy(base, ctrl)
+        self.select(base, ctrl, device)
+        self.ports.outb(base + 7, CMD_IDENTIFY_PACKET)
+        self._delay400(ctrl)
+        status = self.wait_not_busy(base, ctrl)
+        if not status & ST_DRQ or status & ST_ERR:
+            return None
+        words = self.ports.insw(base, 256)
+        status = self.wait_not_busy(base, ctrl)
+        if status & (ST_BSY | ST_DRQ | ST_ERR):
+            return None
+        ident = words.tobytes()
+        word0 = int(words[0])
+        if (word0 >> 14) != 0b10:
+            return None
+        return AtapiDevice(
+            bus=bus,
+            device=device,
+            model=ata_string(ident, 27, 20),
+            serial=ata_string(ident, 10, 10),
+            firmware=ata_string(ident, 23, 4),
+            device_type=(word0 >> 8) & 0x1F,
+            removable=bool(word0 & 0x80),
+            identify=ident,
+        )
+
+    # -- packet commands ----------------------------------------------------------
+    def packet(
+        self,
+        dev: AtapiDevice,
+        cdb: bytes,
+        blocksize: int = 0,
+        count: int = 0,
+        dest: int | None = None,
+    ) -> None:
+        """Run one packet command polled; data lands at guest address ``dest``.
+
+        Raises :class:`CommandFailed` on CHECK CONDITION or a protocol error.
+        """
+        base, ctrl = dev.base, dev.ctrl
+        ports = self.ports
+        ports.outb(ctrl, CTL_NIEN)
+        self.wait_not_busy(base, ctrl)
+        self.select(base, ctrl, dev.device)
+        ports.outb(base + 1, 0)  # PIO
+        ports.outb(base + 2, 0)
+        ports.outb(base + 4, blocksize & 0xFF)
+        ports.outb(base + 5, (blocksize >> 8) & 0xFF)
+        ports.outb(base + 7, CMD_PACKET)
+        self._delay400(ctrl)
+        status = self.wait_not_busy(base, ctrl)
+        if status & ST_ERR:
+            raise CommandFailed("PACKET refused", ports.inb(base + 1))
+        if not status & ST_DRQ:
+            raise FirmwareError("drive did not ask for the command packet")
+        ports.outsw(base, bytes(cdb).ljust(12, b"\0"))
+        status = self.wait_not_busy(base, ctrl)
+        if status & ST_ERR:
+            raise CommandFailed(f"command {cdb[0]:#04x} failed", ports.inb(base + 1))
+        addr = dest if dest is not None else SCRATCH
+        for block in range(count):
+            if not status & ST_DRQ:
+                raise FirmwareError(f"data block {block} of {count} missing")
+            view = self.memory.view(addr + block * blocksize, blocksize)
+            ports.insw_into(base, view)
+            status = self.wait_not_busy(base, ctrl)
+        if count:
+            self.memory.notify_written(addr, count * blocksize)
+        status = ports.inb(base + 7)  # acknowledge the completion interrupt
+        if status & (ST_BSY | ST_DRQ | ST_ERR):
+            raise FirmwareError(f"command {cdb[0]:#04x} did not complete (status {status:#04x})")
+
+    def request_sense(self, dev: AtapiDevice) -> tuple[int, int, int]:
+        """REQUEST SENSE (18 bytes); returns (key, ASC, ASCQ)."""
+        self.packet(dev, bytes([0x03, 0, 0, 0, 18]), 18, 1)
+        data = self.memory.read(SCRATCH, 18)
+        return data[2] & 0x0F, data[12], data[13]
+
+    def wait_ready(self, dev: AtapiDevice, attempts: int = 20) -> None:
+        """TEST UNIT READY / REQUEST SENSE until ready (SeaBIOS ``scsi_is_ready``).
+
+        Three "medium not present" answers mean there is no disc.
+        """
+        no_medium = 0
+        for _ in range(attempts):
+            try:
+                self.packet(dev, bytes(12), 0, 0)
+                return
+            except CommandFailed:
+                key, asc, ascq = self.request_sense(dev)
+                self.log.append(f"TEST UNIT READY: sense {key:02X}/{asc:02X}/{ascq:02X}")
+                if asc == 0x3A:
+                    no_medium += 1
+                    if no_medium >= 3:
+                        raise FirmwareError(f"{dev.describe()}: no medium") from None
+        raise FirmwareError(f"{dev.describe()}: drive not ready")
+
+    def read_sectors(self, dev: AtapiDevice, lba: int, count: int, dest: int) -> None:
+        """READ(10) ``count`` 2048-byte sectors from ``lba`` into guest memory at ``dest``."""
+        done = 0
+        while done < count:
+            n = min(MAX_SECTORS_PER_READ, count - done)
+            at = lba + done
+            cdb = bytes([0x28, 0, *at.to_bytes(4, "big"), 0, *n.to_bytes(2, "big")])
+            self.packet(dev, cdb, SECTOR, n, dest + done * SECTOR)
+            done += n
+
+    def read_capacity(self, dev: AtapiDevice) -> int:
+        """READ CAPACITY: the number of 2048-byte sectors."""
+        self.packet(dev, bytes([0x25]), 8, 1)
+        return int.from_bytes(self.memory.read(SCRATCH, 4), "big") + 1
+
+
+def sha256_of(memory: GuestMemory, address: int, length: int) -> str:
+    return hashlib.sha256(memory.view(address, length).tobytes()).hexdigest()
