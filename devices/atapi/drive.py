@@ -171,6 +171,7 @@ class AtapiDrive(IdeDevice):
 
     # -- ATA commands ---------------------------------------------------------------
     def command(self, code: int) -> None:
+        self.from_packet = False
         if code == AtaCommand.PACKET:
             self._cmd_packet()
         elif code == AtaCommand.IDENTIFY_PACKET_DEVICE:
