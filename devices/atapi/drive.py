@@ -172,6 +172,7 @@ class AtapiDrive(IdeDevice):
     # -- ATA commands ---------------------------------------------------------------
     def command(self, code: int) -> None:
         self.from_packet = False
+        self.error = 0  # the diagnostic code of a reset is gone once a command starts
         if code == AtaCommand.PACKET:
             self._cmd_packet()
         elif code == AtaCommand.IDENTIFY_PACKET_DEVICE:

@@ -1,0 +1,50 @@
+"""The ``emu`` command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from emu.cli import SAMPLE_ISO, hexdump, main
+from tests.conftest import expected
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_emu_boot_without_arguments_boots_the_sample():
+    out = run("boot")
+    assert out.returncode == 0, out.stderr
+    assert "bus 1, device 0: EMU Virtual DVD-ROM" in out.stdout
+    assert "platform x86, no emulation, load segment 0x07c0" in out.stdout
+    assert "sha256" in out.stdout
+
+
+def test_emu_info_describes_the_sample(capsys):
+    assert main(["info", str(SAMPLE_ISO)]) == 0
+    text = capsys.readouterr().out
+    assert "EMU_SAMPLE" in text and "Joliet:           yes" in text
+    assert "bootable, no emulation" in text
+
+
+def test_emu_read_dumps_sectors_read_through_the_drive(capsys, patterned_iso, pattern_lba):
+    assert main(["read", str(patterned_iso), str(pattern_lba), "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.strip() == hexdump(expected(pattern_lba, 2), pattern_lba * 2048)
+
+
+def test_emu_read_outside_the_disc_is_a_clear_error(capsys, patterned_iso):
+    assert main(["read", str(patterned_iso), "5000"]) == 2
+    assert "outside the disc" in capsys.readouterr().err
+
+
+def test_bad_paths_are_clear_errors(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing.iso")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    junk = tmp_path / "junk.iso"
+    junk.write_bytes(b"\x00" * 40_000)
+    assert main(["boot", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert str(junk) in err
