@@ -42,7 +42,9 @@ class PortRange:
 
     def __post_init__(self) -> None:
         if not (0 <= self.base and self.length > 0 and self.base + self.length <= 0x10000):
-            raise ValueError(f"port range {self.base:#x}+{self.length} outside the 64 KiB I/O space")
+            raise ValueError(
+                f"port range {self.base:#x}+{self.length} outside the 64 KiB I/O space"
+            )
 
 
 @dataclass(eq=False)
