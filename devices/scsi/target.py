@@ -100,6 +100,7 @@ class MmcTarget:
     ) -> None:
         # Importing the handler modules fills MMC_COMMANDS.
         import devices.scsi.mmc  # noqa: F401
+        import devices.scsi.mmc_media  # noqa: F401
         import devices.scsi.spc  # noqa: F401
 
         self.personality = personality
