@@ -17,12 +17,20 @@ Channel behaviour that real hardware has and drivers rely on:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from devices.bus import IrqLine, PortRange
-from devices.ide.device import EmptySlot, IdeDevice
+from devices.ide.device import TASKFILE_ATTRS, EmptySlot, IdeDevice
 from devices.ide.registers import AtaCommand, Control, ReadReg, Status, WriteReg, ata_command_name
 from devices.trace import Tracer
+
+_ERROR, _STATUS, _DEVICE = int(ReadReg.ERROR), int(ReadReg.STATUS), int(ReadReg.DEVICE)
+_COMMAND, _DEVICE_CONTROL = int(WriteReg.COMMAND), int(WriteReg.DEVICE_CONTROL)
+_NIEN, _SRST = int(Control.NIEN), int(Control.SRST)
+_BSY_DRQ = int(Status.BSY | Status.DRQ)
+_READ_ATTRS = {**TASKFILE_ATTRS, int(ReadReg.ERROR): "error"}
 
 LEGACY_CHANNELS = ((0x1F0, 0x3F6, 14), (0x170, 0x376, 15))
 """(command block base, control block port, IRQ) for bus 0 and bus 1."""
@@ -40,7 +48,7 @@ class IdeChannel:
         self.selected = 0
         self.control = 0
         self.trace: Tracer | None = None
-        self.bus_master: object | None = None
+        self.bus_master: BusMasterDma | None = None
         """The bus-master DMA engine of this channel, if the controller has one."""
 
     # -- units ----------------------------------------------------------------------
@@ -51,6 +59,8 @@ class IdeChannel:
         if self.units[slot].present:
             raise ValueError(f"bus {self.number} device {slot} is already occupied")
         unit.notify = self.update_irq
+        unit.dma_request = self.dma_request
+        unit.dma_capable = self.bus_master is not None
         unit.trace = self.trace
         unit.name = f"ide{self.number}-{slot}"
         self.units[slot] = unit
@@ -62,8 +72,14 @@ class IdeChannel:
         unit = self.units[slot]
         self.units[slot] = EmptySlot()
         unit.notify = _ignore
+        unit.dma_request = _ignore
         self.update_irq()
         return unit
+
+    def dma_request(self) -> None:
+        """A unit has data for the bus-master engine: let the engine run if started."""
+        if self.bus_master is not None:
+            self.bus_master.service()
 
     def set_trace(self, trace: Tracer | None) -> None:
         self.trace = trace
@@ -77,7 +93,7 @@ class IdeChannel:
     def update_irq(self) -> None:
         """INTRQ = the selected unit's pending interrupt, unless nIEN is set."""
         unit = self.units[self.selected]
-        level = unit.present and unit.intrq and not self.control & Control.NIEN
+        level = unit.present and unit.intrq and not self.control & _NIEN
         if level != self.irq.level:
             if self.trace is not None:
                 self.trace.emit("irq", f"ide{self.number}", line=self.irq.number, level=level)
@@ -98,65 +114,52 @@ class IdeChannel:
             PortRange(self.ctrl, 1, self.read, self.write, name=f"ide{self.number}-ctrl"),
         ]
 
-    def _reg(self, port: int) -> int:
-        return port - self.base if port != self.ctrl else 8
-
     def read(self, port: int, width: int) -> int:
         """A guest read of a command- or control-block register."""
         unit = self.units[self.selected]
         if port == self.base:  # data port: the hot path
             return unit.data_read(width)
-        reg = ReadReg(self._reg(port))
+        reg = port - self.base if port != self.ctrl else ReadReg.ALT_STATUS
         value = self._read_register(unit, reg)
         if self.trace is not None:
-            self.trace.emit("port", f"ide{self.number}", dir="in", port=port, reg=reg.name,
-                            value=value)
+            self.trace.emit("port", f"ide{self.number}", dir="in", port=port,
+                            reg=ReadReg(reg).name, value=value)
         return value
 
-    def _read_register(self, unit: IdeDevice, reg: ReadReg) -> int:
+    def _read_register(self, unit: IdeDevice, reg: int) -> int:
         if not self.any_present:
             return 0xFF  # nothing drives the bus: it floats high
-        if reg is ReadReg.STATUS or reg is ReadReg.ALT_STATUS:
+        if reg >= _STATUS:  # STATUS or ALT_STATUS
             if not unit.present:
                 return 0x00  # device 0 answers for an absent device 1 (vol 1 §9.16.1)
-            if reg is ReadReg.STATUS and unit.intrq:
+            if reg == _STATUS and unit.intrq:
                 unit.intrq = False
                 self.update_irq()
             return unit.status
         if not unit.present:
-            unit = self.units[1 - self.selected]  # the present unit's register copy
-            if reg is ReadReg.ERROR:
+            if reg == _ERROR:
                 return 0x00
-        if reg is ReadReg.ERROR:
-            return unit.error
-        if reg is ReadReg.SECTOR_COUNT:
-            return unit.sector_count
-        if reg is ReadReg.LBA_LOW:
-            return unit.lba_low
-        if reg is ReadReg.LBA_MID:
-            return unit.lba_mid
-        if reg is ReadReg.LBA_HIGH:
-            return unit.lba_high
-        return unit.device  # ReadReg.DEVICE
+            unit = self.units[1 - self.selected]  # the present unit's register copy
+        return getattr(unit, _READ_ATTRS[reg])
 
     def write(self, port: int, width: int, value: int) -> None:
         """A guest write of a command- or control-block register."""
         if port == self.base:
             self.units[self.selected].data_write(width, value)
             return
-        reg = WriteReg(self._reg(port))
+        reg = port - self.base if port != self.ctrl else WriteReg.DEVICE_CONTROL
         value &= 0xFF
         if self.trace is not None:
-            self.trace.emit("port", f"ide{self.number}", dir="out", port=port, reg=reg.name,
-                            value=value)
-        if reg is WriteReg.DEVICE_CONTROL:
-            self._write_control(value)
-        elif reg is WriteReg.COMMAND:
+            self.trace.emit("port", f"ide{self.number}", dir="out", port=port,
+                            reg=WriteReg(reg).name, value=value)
+        if reg == _COMMAND:
             self._write_command(value)
+        elif reg == _DEVICE_CONTROL:
+            self._write_control(value)
         else:
             for unit in self.units:
                 unit.write_register(reg, value)
-            if reg is WriteReg.DEVICE:
+            if reg == _DEVICE:
                 self.selected = (value >> 4) & 1
                 self.update_irq()
 
@@ -164,7 +167,7 @@ class IdeChannel:
         unit = self.units[self.selected]
         if self.trace is not None:
             self.trace.emit("ata", unit.name, command=code, name=ata_command_name(code))
-        if unit.status & (Status.BSY | Status.DRQ) and code != AtaCommand.DEVICE_RESET:
+        if unit.status & _BSY_DRQ and code != AtaCommand.DEVICE_RESET:
             return  # a command while BSY or DRQ is ignored; DEVICE RESET is the way out
         if code == AtaCommand.EXECUTE_DEVICE_DIAGNOSTIC:
             # Both units run the diagnostic; afterwards device 0 is selected (vol 2 §9.7).
@@ -183,7 +186,7 @@ class IdeChannel:
 
     def _write_control(self, value: int) -> None:
         old, self.control = self.control, value
-        srst_was, srst_now = old & Control.SRST, value & Control.SRST
+        srst_was, srst_now = old & _SRST, value & _SRST
         if srst_now != srst_was:
             for unit in self.units:
                 unit.soft_reset(bool(srst_now))

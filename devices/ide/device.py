@@ -14,6 +14,18 @@ import numpy as np
 from devices.ide.registers import DIAG_PASSED, SIGNATURE_PACKET, Status, WriteReg
 from devices.trace import Tracer
 
+TASKFILE_ATTRS: dict[int, str] = {
+    int(WriteReg.FEATURES): "features",
+    int(WriteReg.SECTOR_COUNT): "sector_count",
+    int(WriteReg.LBA_LOW): "lba_low",
+    int(WriteReg.LBA_MID): "lba_mid",
+    int(WriteReg.LBA_HIGH): "lba_high",
+    int(WriteReg.DEVICE): "device",
+}
+"""Taskfile register offset → the unit attribute holding it (reads use ERROR in
+place of FEATURES)."""
+_BSY_DRQ = int(Status.BSY | Status.DRQ)
+
 
 class IdeDevice:
     """Base of a unit on an IDE cable: the taskfile and the hooks the channel calls.
@@ -38,27 +50,21 @@ class IdeDevice:
         """This unit's pending interrupt; the channel drives the line from it."""
         self.notify: Callable[[], None] = _nothing
         """Set by the channel: call after ``intrq`` changes."""
+        self.dma_request: Callable[[], None] = _nothing
+        """Set by the channel: call when data starts waiting for the bus-master engine."""
+        self.dma_capable = False
+        """Set by the channel: True when it has a bus-master engine (SFF-8038i)."""
         self.trace: Tracer | None = None
         self.name = "unit"
 
     # -- taskfile -------------------------------------------------------------------
-    def write_register(self, reg: WriteReg, value: int) -> None:
-        """A taskfile write (both units get it).  Ignored while BSY or DRQ is set:
-        the host must not write then (ATA/ATAPI-7 vol 1 §7.1)."""
-        if self.status & (Status.BSY | Status.DRQ):
+    def write_register(self, reg: int, value: int) -> None:
+        """A taskfile write (both units get it); ``reg`` is a :class:`WriteReg` offset
+        from FEATURES to DEVICE.  Ignored while BSY or DRQ is set: the host must not
+        write then (ATA/ATAPI-7 vol 1 §7.1)."""
+        if self.status & _BSY_DRQ:
             return
-        if reg is WriteReg.FEATURES:
-            self.features = value
-        elif reg is WriteReg.SECTOR_COUNT:
-            self.sector_count = value
-        elif reg is WriteReg.LBA_LOW:
-            self.lba_low = value
-        elif reg is WriteReg.LBA_MID:
-            self.lba_mid = value
-        elif reg is WriteReg.LBA_HIGH:
-            self.lba_high = value
-        elif reg is WriteReg.DEVICE:
-            self.device = value
+        setattr(self, TASKFILE_ATTRS[reg], value)
 
     def set_signature(self) -> None:
         """Load the reset signature (ATA/ATAPI-7 vol 1 §9.12); base units have none."""
@@ -93,9 +99,23 @@ class IdeDevice:
     def power_on(self) -> None:
         """Power-on or hardware reset."""
 
+    # -- bus-master DMA (SFF-8038i; see devices.ide.bmdma) ---------------------------
+    def dma_source(self) -> np.ndarray:
+        """The bytes waiting for the bus-master engine (empty: none)."""
+        return _NO_DATA
+
+    def dma_advance(self, nbytes: int) -> None:
+        """The engine moved ``nbytes`` of :meth:`dma_source` into memory."""
+
+    def dma_fault(self) -> None:
+        """The engine could not move the data (memory fault): end the command in error."""
+
 
 def _nothing() -> None:
     pass
+
+
+_NO_DATA = np.zeros(0, dtype=np.uint8)
 
 
 class EmptySlot(IdeDevice):
