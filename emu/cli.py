@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("count", type=int, nargs="?", default=1)
     drive_options(p)
     p.set_defaults(func=cmd_read)
+
+    from emu import trace  # the teaching and measuring commands register themselves
+
+    trace.add_parser(sub, drive_options)
     return parser
 
 

@@ -353,6 +353,8 @@ class AtapiDrive(IdeDevice):
     def data_read_string(self, width: int, out: np.ndarray) -> None:
         """``rep ins``: whole DRQ blocks in one numpy copy each."""
         n = out.size
+        if self.trace is not None:  # one event per string transfer, never per word
+            self._trace_string("in", width, n, self._np[self._pos : self._pos + 16])
         i = 0
         while i < n and self.stage is Stage.PIO_IN:
             pos = self._pos
@@ -384,6 +386,18 @@ class AtapiDrive(IdeDevice):
             if self.stage is not Stage.PACKET:
                 break
             self.data_write(width, value)
+
+    def _trace_string(self, direction: str, width: int, count: int, head: np.ndarray) -> None:
+        """Trace a ``rep ins``/``rep outs`` on the data port (only called when tracing)."""
+        if self.stage is Stage.PIO_IN or self.stage is Stage.PIO_OUT:
+            available = self._end - self._pos
+            nbytes = count * width
+            head = head[: min(16, nbytes, available)]
+        else:
+            available, nbytes, head = 0, count * width, head[:0]  # ignored: no DRQ block
+        assert self.trace is not None
+        self.trace.emit("data", self.name, dir=direction, width=width, count=count,
+                        bytes=nbytes, drq_bytes=available, head=head.tobytes().hex(" "))
 
     # -- bus-master DMA (the engine pulls from here) ---------------------------------
     def dma_source(self) -> np.ndarray:
