@@ -12,6 +12,7 @@ import threading
 
 from devices.atapi.drive import AtapiDrive
 from devices.bus import IrqLine
+from devices.ide.bmdma import BM_CHANNEL_STRIDE, PIIX_BM_BASE, BusMasterDma
 from devices.ide.controller import IdeController
 from devices.media.base import Medium
 from devices.personality import DEFAULT_PERSONALITY, Personality
@@ -23,9 +24,20 @@ IDE_IRQS = (14, 15)
 
 
 class Machine:
-    """A small PC: RAM, I/O ports, 16 ISA IRQ lines and a two-channel IDE controller."""
+    """A small PC: RAM, I/O ports, 16 ISA IRQ lines and a two-channel IDE controller.
 
-    def __init__(self, memory_size: int = 16 << 20) -> None:
+    With ``bus_master`` (the default) each IDE channel gets a PIIX-style
+    bus-master DMA engine (SFF-8038i) at ``bm_base`` + 8 × channel, as a
+    PIIX's BAR 4 would place it; there is no PCI configuration space, so
+    firmware takes the base as a board constant (``PIIX_BM_BASE``).
+    """
+
+    def __init__(
+        self,
+        memory_size: int = 16 << 20,
+        bus_master: bool = True,
+        bm_base: int = PIIX_BM_BASE,
+    ) -> None:
         self.lock = threading.RLock()
         self.memory = GuestMemory(memory_size)
         self.ports = PortBus(self.lock)
@@ -33,6 +45,14 @@ class Machine:
         self.ide = IdeController(self.irqs[IDE_IRQS[0]], self.irqs[IDE_IRQS[1]])
         for rng in self.ide.port_ranges():
             self.ports.register(rng)
+        self.bus_masters: list[BusMasterDma] = []
+        if bus_master:
+            for channel in self.ide.channels:
+                base = bm_base + channel.number * BM_CHANNEL_STRIDE
+                engine = BusMasterDma(channel, self.memory, base)
+                channel.bus_master = engine
+                self.ports.register(engine.port_range())
+                self.bus_masters.append(engine)
         self.trace: Tracer | None = None
 
     # -- convenience access for scripts and tests --------------------------------

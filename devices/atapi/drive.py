@@ -38,13 +38,14 @@ from devices.ide.registers import (
 from devices.media.base import Medium
 from devices.personality import DEFAULT_PERSONALITY, Personality
 from devices.scsi.commands import command_name
-from devices.scsi.sense import Sense
+from devices.scsi.sense import Sense, SenseKey
 from devices.scsi.target import MmcTarget
 from devices.scsi.target import Status as CmdStatus
 
 _BUF_SIZE = 0x10000 + 8  # the largest DRQ block (FFFEh) plus padding slack
 _READY = Status.DRDY | Status.DSC
 _EMPTY = np.zeros(0, dtype=np.uint8)
+_SENSE_DMA_FAULT = Sense(SenseKey.ABORTED_COMMAND, 0x4B, 0x00)  # data phase error (bus master)
 
 # Disk commands a packet device refuses with its signature in the taskfile, so
 # that a host probing with IDENTIFY DEVICE learns it is ATAPI (vol 1 §6.16, §9.12).
@@ -260,6 +261,7 @@ class AtapiDrive(IdeDevice):
             self._src, self._src_pos = outcome.data, 0
             self.stage = Stage.DMA
             self.status = _READY | Status.DRQ
+            self.dma_request()  # the engine may already be started (SFF-8038i §3)
         else:
             self._start_data_in(outcome.data, self.byte_count_limit)
 
@@ -409,6 +411,13 @@ class AtapiDrive(IdeDevice):
         self._src_pos += nbytes
         if self._src_pos >= self._src.size:
             self._complete(None)
+
+    def dma_fault(self) -> None:
+        """The engine could not reach guest memory: CHECK CONDITION, ABORTED COMMAND /
+        DATA PHASE ERROR (SPC-3 §4.5.6: 0Bh, the command may be retried; ASC 4Bh)."""
+        if self.stage is Stage.DMA:
+            self.target.sense = _SENSE_DMA_FAULT
+            self._complete(_SENSE_DMA_FAULT)
 
 
 __all__ = ["AtapiDrive", "Stage", "ata_command_name"]
