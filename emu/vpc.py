@@ -313,6 +313,26 @@ class VirtualPC:
         with self._lock:
             return list(self._vms.values())
 
+    def close(self) -> None:
+        """Release every medium of every virtual machine (no events fire), closing files.
+
+        For the end of a session or a test; the machines stay defined.
+        """
+        with self._lock:
+            for vm in list(self._vms.values()):
+                with vm._lock:
+                    for drive in list(vm._drives):
+                        if drive._attachment is not DVDAttachment.NONE:
+                            path, error = drive._release(fire=False)
+                            if error is not None:
+                                log.error("closing %s failed", path, exc_info=error)
+
+    def __enter__(self) -> VirtualPC:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- host drive captures ---------------------------------------------------------
     def _claim_host_drive(self, key: str, drive: DVDDrive) -> None:
         with self._captures_lock:
@@ -444,6 +464,10 @@ class VirtualMachine:
         bus, device = _check_location(bus, device)
         self._require_off()
         self._require_free(bus, device)
+        if self.machine.ide.unit(bus, device).present:
+            raise DriveInvalidError(
+                f"bus {bus} device {device} holds a device this virtual machine does not manage"
+            )
         unit = self.machine.add_dvd_drive(bus, device)
         drive = DVDDrive(self, bus, device, unit)
         self._slots[bus, device] = drive
@@ -472,8 +496,10 @@ class VirtualMachine:
         drive._detach_for_removal()
 
     @property
+    @api()
     def dvd_drives(self) -> DVDDriveCollection:
         """IVMVirtualMachine::DVDROMDrives: a live collection of this VM's DVD drives."""
+        self._check()
         return DVDDriveCollection(self)
 
     @property
@@ -541,11 +567,11 @@ class DVDDriveCollection:
         return list(self._vm._drives)
 
     @property
-    @api()
+    @api(io_error=FailError)
     def count(self) -> int:
         return len(self._snapshot())
 
-    @api()
+    @api(io_error=FailError)
     def item(self, index: int) -> DVDDrive:
         """The drive at 1-based ``index`` (DISP_E_BADINDEX if there is none)."""
         drives = self._snapshot()
@@ -563,7 +589,7 @@ class DVDDriveCollection:
     def __len__(self) -> int:
         return self.count
 
-    @api()
+    @api(io_error=FailError)
     def __iter__(self) -> Iterator[DVDDrive]:
         return iter(self._snapshot())
 
@@ -620,7 +646,7 @@ class DVDDrive:
             raise DriveInvalidError(f"bus {bus} device {device} no longer holds this drive")
 
     # -- bus location ------------------------------------------------------------------
-    @api()
+    @api(io_error=FailError)
     def set_bus_location(self, bus: int, device: int) -> None:
         """IVMDVDDrive::SetBusLocation: move the drive (VM turned off).
 

@@ -72,6 +72,8 @@ class Stage(Enum):
     """HP1: DRQ=1 CoD=1 IO=0, waiting for the 12 CDB bytes."""
     PIO_IN = "pio in"
     """HP4: a DRQ block of data for the host."""
+    PIO_OUT = "pio out"
+    """HP4: a DRQ block of parameter data from the host (IO=0, CoD=0)."""
     DMA = "dma"
     """HP3: data waits for the bus-master engine."""
 
@@ -118,6 +120,10 @@ class AtapiDrive(IdeDevice):
         self.from_packet = False
         self.dma_requested = False
         self.intrq = False
+        self._out = bytearray()
+        """Data-out bytes collected so far (the parameter list of MODE SELECT etc.)."""
+        self._out_len = 0
+        self.target.pending_out = None
 
     def set_signature(self) -> None:
         self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
@@ -255,6 +261,15 @@ class AtapiDrive(IdeDevice):
             self._abort()
         elif outcome.status is CmdStatus.CHECK_CONDITION:
             self._complete(outcome.sense)
+        elif outcome.status is CmdStatus.DATA_OUT:
+            if self.dma_requested:
+                # TODO(ATA/ATAPI-7 vol 2 §11.9): data-out by bus-master DMA; PIO only for now.
+                self.target.pending_out = None
+                self._abort()
+                return
+            self._out = bytearray()
+            self._out_len = outcome.data_out_length
+            self._next_out_block()
         elif outcome.data.size == 0:
             self._complete(None)
         elif self.dma_requested:
@@ -322,6 +337,43 @@ class AtapiDrive(IdeDevice):
             self.trace.emit("drq", self.name, bytes=size, dir="in")
         self.set_irq()
 
+    # -- PIO data-out (parameter lists: MODE SELECT, SET STREAMING) -----------------
+    def _next_out_block(self) -> None:
+        """Open the next data-out DRQ block (HP4 with IO=0, CoD=0) and assert INTRQ.
+
+        Sized like data-in blocks (vol 2 §11.8.3): the whole remainder if it fits
+        the byte-count limit, else the limit rounded down to even.
+        """
+        remaining = self._out_len - len(self._out)
+        limit = self.byte_count_limit
+        size = remaining if remaining <= limit else ((limit & ~1) or 2)
+        self.lba_mid, self.lba_high = size & 0xFF, size >> 8
+        self.sector_count = 0  # IO=0 CoD=0: host to device
+        self._pos = 0
+        self._end = size + (size & 1)  # an odd final byte arrives in a whole word
+        self.stage = Stage.PIO_OUT
+        self.error = 0
+        self.status = _READY | Status.DRQ
+        if self.trace is not None:
+            self.trace.emit("drq", self.name, bytes=size, dir="out")
+        self.set_irq()
+
+    def _out_block_done(self) -> None:
+        """A data-out block is in: open the next one or hand the list to the target."""
+        got = self._np[: self._end]
+        self._out += got[: min(self._end, self._out_len - len(self._out))].tobytes()
+        if len(self._out) < self._out_len:
+            self._next_out_block()
+            return
+        self.stage = Stage.IDLE
+        self.status = _READY | Status.BSY
+        outcome = self.target.finish_data_out(bytes(self._out))
+        self._out = bytearray()
+        if outcome.status is CmdStatus.CHECK_CONDITION:
+            self._complete(outcome.sense)
+        else:
+            self._complete(None)
+
     def _block_done(self) -> None:
         if self._src_pos < self._src.size:
             self._next_block()
@@ -371,7 +423,18 @@ class AtapiDrive(IdeDevice):
             out[i:] = 0
 
     def data_write(self, width: int, value: int) -> None:
-        """One data-port write: CDB bytes in the packet phase, ignored otherwise."""
+        """One data-port write: CDB bytes in the packet phase, parameter bytes in a
+        data-out block, ignored otherwise."""
+        if self.stage is Stage.PIO_OUT:
+            pos = self._pos
+            nbytes = 4 if width == 4 else 2  # a byte access still moves a 16-bit word
+            self._np[pos : pos + nbytes] = np.frombuffer(
+                (value & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little"), dtype=np.uint8
+            )
+            self._pos = pos + nbytes
+            if self._pos >= self._end:
+                self._out_block_done()
+            return
         if self.stage is not Stage.PACKET:
             return
         n = self._cdb_len
@@ -384,10 +447,35 @@ class AtapiDrive(IdeDevice):
             self._execute_packet()
 
     def data_write_string(self, width: int, data: np.ndarray) -> None:
-        for value in data.tolist():
-            if self.stage is not Stage.PACKET:
+        """``rep outs``: CDB words one by one, data-out blocks one numpy copy each."""
+        raw = np.ascontiguousarray(data).view(np.uint8)
+        if self.trace is not None and self.stage is Stage.PIO_OUT:  # CDBs have their own event
+            self._trace_string("out", width, data.size, raw[:16])
+        i = 0
+        while i < raw.size:
+            if self.stage is Stage.PIO_OUT:
+                pos = self._pos
+                take = min(self._end - pos, raw.size - i)
+                take -= take % width  # whole port accesses only
+                if take <= 0:
+                    break
+                self._np[pos : pos + take] = raw[i : i + take]
+                self._pos = pos + take
+                i += take
+                if self._pos >= self._end:
+                    self._out_block_done()
+            elif self.stage is Stage.PACKET:
+                n = self._cdb_len
+                # Whole port accesses up to the end of the 12-byte packet, in one slice.
+                take = min(-(-(12 - n) // width) * width, raw.size - i)
+                got = min(take, 12 - n)
+                self._cdb[n : n + got] = raw[i : i + got].tobytes()
+                self._cdb_len = n + got
+                i += take
+                if self._cdb_len >= 12:
+                    self._execute_packet()
+            else:
                 break
-            self.data_write(width, value)
 
     def _trace_string(self, direction: str, width: int, count: int, head: np.ndarray) -> None:
         """Trace a ``rep ins``/``rep outs`` on the data port (only called when tracing)."""

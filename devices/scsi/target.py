@@ -12,6 +12,11 @@
    command that would move data: ATA/ATAPI-7 vol 2 §11.8);
 5. the handler, whose reply is truncated to the CDB's allocation length.
 
+A command with a parameter list (MODE SELECT, SET STREAMING: data-out,
+SPC-3 §4.3.4.7) has its handler return :class:`DataOut`; the transport
+collects the bytes and calls :meth:`MmcTarget.finish_data_out`, which runs
+the continuation.  The checks above ran once, before the data phase.
+
 Success clears the sense data (86Box's behaviour and SPC-3 §4.5.1: sense
 describes the *last* command; QEMU's sticky sense is a known bug).
 """
@@ -53,6 +58,24 @@ class Status(Enum):
     CHECK_CONDITION = "check condition"
     ABORTED = "aborted"
     """Refused at the transport level (ATA ABRT), e.g. byte-count limit 0 with data."""
+    DATA_OUT = "data out"
+    """Waiting for ``Outcome.data_out_length`` bytes from the host; the transport
+    then calls :meth:`MmcTarget.finish_data_out`."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataOut:
+    """A handler's request for a data-out (host to device) phase of ``length`` bytes.
+
+    ``finish(unit, cdb, data)`` completes the command with the collected
+    parameter list and returns a reply (normally None) or raises
+    :class:`CheckCondition`.  A snapshot taken mid-transfer keeps the CDB and
+    the bytes collected so far; ``finish`` is found again by re-running the
+    handler on the CDB (handlers that return ``DataOut`` change no state).
+    """
+
+    length: int
+    finish: Callable[[MmcTarget, bytes, bytes], object]
 
 
 class MediaEvent(IntEnum):
@@ -74,6 +97,8 @@ class Outcome:
     """Data-in bytes (uint8), already truncated to the allocation length."""
     sense: Sense = SENSE_NONE
     command: Command | None = None
+    data_out_length: int = 0
+    """For :attr:`Status.DATA_OUT`: how many parameter bytes the host sends."""
 
 
 def as_bytes_array(reply: object) -> np.ndarray:
@@ -100,7 +125,12 @@ class MmcTarget:
     ) -> None:
         # Importing the handler modules fills MMC_COMMANDS.
         import devices.scsi.mmc  # noqa: F401
+        import devices.scsi.mmc_config  # noqa: F401
+        import devices.scsi.mmc_dvd  # noqa: F401
         import devices.scsi.mmc_media  # noqa: F401
+        import devices.scsi.mmc_mode  # noqa: F401
+        import devices.scsi.mmc_readcd  # noqa: F401
+        import devices.scsi.mmc_toc  # noqa: F401
         import devices.scsi.spc  # noqa: F401
 
         self.personality = personality
@@ -127,6 +157,10 @@ class MmcTarget:
         self.tray_open = False
         self.locked = False
         self.power_condition = 1  # active
+        self.read_speed_kbs = 0
+        """Read speed chosen by SET CD SPEED / SET STREAMING in kB/s; 0 = the fastest."""
+        self.pending_out: tuple[Command, bytes, DataOut] | None = None
+        """A command waiting for its data-out parameter list (command, CDB, request)."""
 
     @property
     def ready(self) -> bool:
@@ -189,22 +223,49 @@ class MmcTarget:
                 raise CheckCondition(self.not_ready_sense())
             if not data_phase_ok and not flags & (Flag.NONDATA | Flag.CONDDATA):
                 return Outcome(Status.ABORTED, command=cmd)
-            data = as_bytes_array(cmd.handler(self, cdb))
+            reply = cmd.handler(self, cdb)
+            if isinstance(reply, DataOut):
+                if reply.length == 0:  # an empty parameter list is not an error (SPC-3 §6.9)
+                    reply = reply.finish(self, cdb, b"")
+                elif not data_phase_ok:
+                    return Outcome(Status.ABORTED, command=cmd)
+                else:
+                    self.pending_out = (cmd, cdb, reply)
+                    return Outcome(Status.DATA_OUT, command=cmd, data_out_length=reply.length)
+            data = as_bytes_array(reply)
             if cmd.alloc is not None:
                 data = data[: cmd.alloc.of(cdb)]
             if data.size and not data_phase_ok:
                 return Outcome(Status.ABORTED, command=cmd)
-        except CheckCondition as cc:
-            self.sense = cc.sense
-            return Outcome(Status.CHECK_CONDITION, sense=cc.sense, command=cmd)
-        except MediumError as exc:
-            # The backing store vanished (host drive unplugged): the guest sees no medium.
-            log.warning("medium failed during %s: %s", cmd.name if cmd else "?", exc)
-            self.sense = SENSE_NO_MEDIUM
-            return Outcome(Status.CHECK_CONDITION, sense=SENSE_NO_MEDIUM, command=cmd)
-        except Exception:  # a bug must not escape into a port access
-            log.exception("internal error in %s", cmd.name if cmd else "?")
-            self.sense = SENSE_INTERNAL_FAILURE
-            return Outcome(Status.CHECK_CONDITION, sense=SENSE_INTERNAL_FAILURE, command=cmd)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes sense
+            return self._failed(cmd, exc)
         self.sense = SENSE_NONE
         return Outcome(Status.GOOD, data, command=cmd)
+
+    def finish_data_out(self, data: bytes) -> Outcome:
+        """The host sent the parameter list of the pending data-out command: finish it."""
+        pending, self.pending_out = self.pending_out, None
+        if pending is None:
+            return Outcome(Status.ABORTED)
+        cmd, cdb, request = pending
+        try:
+            reply = as_bytes_array(request.finish(self, cdb, bytes(data)))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes sense
+            return self._failed(cmd, exc)
+        self.sense = SENSE_NONE
+        return Outcome(Status.GOOD, reply, command=cmd)
+
+    def _failed(self, cmd: Command | None, exc: Exception) -> Outcome:
+        """Turn a handler's exception into CHECK CONDITION (the guest never sees a crash)."""
+        name = cmd.name if cmd else "?"
+        if isinstance(exc, CheckCondition):
+            sense = exc.sense
+        elif isinstance(exc, MediumError):
+            # The backing store vanished (host drive unplugged): the guest sees no medium.
+            log.warning("medium failed during %s: %s", name, exc)
+            sense = SENSE_NO_MEDIUM
+        else:  # a bug must not escape into a port access
+            log.error("internal error in %s", name, exc_info=exc)
+            sense = SENSE_INTERNAL_FAILURE
+        self.sense = sense
+        return Outcome(Status.CHECK_CONDITION, sense=sense, command=cmd)
