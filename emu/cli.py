@@ -148,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu import trace  # the teaching and measuring commands register themselves
+    from emu import console, trace  # the teaching and measuring commands register themselves
 
-    trace.add_parser(sub, drive_options)
+    for module in (trace, console):
+        module.add_parser(sub, drive_options)
     return parser
 
 

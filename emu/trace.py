@@ -108,6 +108,8 @@ def error_text(value: int) -> str:
         parts.append(f"sense key {key:X}h {_sense_key_name(key)}")
     if value & 0x04:
         parts.append("ABRT")
+    if value == 0x01:
+        return "diagnostic code 01h after a reset: passed"
     return ", ".join(parts) if parts else f"bits 0x{value:02X}"
 
 

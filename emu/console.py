@@ -1,0 +1,398 @@
+"""``emu console``: an interactive teaching shell in front of the emulated DVD drive.
+
+Everything goes through the I/O ports, as a guest would: raw register access
+(``outb 0x177 0xa0``, ``inb 0x177``), packet commands by name (``packet
+read10 16 1``) run with the PACKET PIO data-in protocol of ATA/ATAPI-7 vol 2
+§11.8 with interrupts enabled, so a student sees INTRQ rise and fall in the
+trace.  Host-side actions (``eject``, ``attach PATH``) are what the
+management API does to the drive.  With a terminal, line editing and history
+come from :mod:`readline`; without one the shell reads a script from stdin and
+echoes each command, so its output reads as a transcript.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cmd
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from devices.media.base import MediumError
+from devices.media.iso import IsoImage
+from devices.scsi.sense import Sense
+from devices.trace import TraceEvent, Tracer
+from emu.machine import Machine
+from emu.trace import (
+    CHANNEL_BASES,
+    SAMPLE_ISO,
+    Renderer,
+    control_text,
+    describe_cdb,
+    error_text,
+    reason_text,
+    status_text,
+)
+
+CONTROL_PORTS = {0: 0x3F6, 1: 0x376}
+DRQ, ERR, BSY = 0x08, 0x01, 0x80
+MAX_BLOCKS = 4096
+"""A packet's DRQ blocks are read until DRQ clears, but never more than this."""
+
+
+def _u32(value: int) -> list[int]:
+    return list(value.to_bytes(4, "big"))
+
+
+def _u16(value: int) -> list[int]:
+    return list(value.to_bytes(2, "big"))
+
+
+def _cdb_read10(lba: str = "16", count: str = "1") -> bytes:
+    return bytes([0x28, 0, *_u32(int(lba, 0)), 0, *_u16(int(count, 0)), 0, 0, 0])
+
+
+def _cdb_read12(lba: str = "16", count: str = "1") -> bytes:
+    return bytes([0xA8, 0, *_u32(int(lba, 0)), *_u32(int(count, 0)), 0, 0])
+
+
+PACKETS: dict[str, Callable[..., bytes]] = {
+    "tur": lambda: bytes(12),
+    "sense": lambda: bytes([0x03, 0, 0, 0, 18]),
+    "inquiry": lambda: bytes([0x12, 0, 0, 0, 36]),
+    "capacity": lambda: bytes([0x25]),
+    "read10": _cdb_read10,
+    "read12": _cdb_read12,
+    "toc": lambda: bytes([0x43, 0, 0, 0, 0, 0, 1, 0x03, 0x24]),
+    "gesn": lambda: bytes([0x4A, 0x01, 0, 0, 0x10, 0, 0, 0, 0x08]),
+    "config": lambda: bytes([0x46, 0, 0, 0, 0, 0, 0, 0x01, 0x00]),
+    "eject": lambda: bytes([0x1B, 0, 0, 0, 0x02]),
+    "load": lambda: bytes([0x1B, 0, 0, 0, 0x03]),
+    "lock": lambda: bytes([0x1E, 0, 0, 0, 0x01]),
+    "unlock": lambda: bytes([0x1E, 0, 0, 0, 0x00]),
+    "modesense": lambda page="0x2a": bytes([0x5A, 0, int(page, 0) & 0x3F, 0, 0, 0, 0, 0x01, 0]),
+}
+"""Packet commands by name: ``packet NAME [ARGS]`` builds the CDB with these."""
+
+
+def hexdump(data: bytes, limit: int = 256) -> list[str]:
+    lines = []
+    for off in range(0, min(len(data), limit), 16):
+        chunk = data[off : off + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"  {off:04x}  {chunk.hex(' '):<47}  |{text}|")
+    if len(data) > limit:
+        lines.append(f"  … {len(data) - limit} more bytes ('dump' shows all)")
+    return lines
+
+
+class TeachingConsole(cmd.Cmd):
+    """The shell.  Commands are ``do_*`` methods; their docstrings are the help."""
+
+    prompt = "emu> "
+
+    def __init__(
+        self,
+        iso: str | None = None,
+        bus: int = 1,
+        device: int = 0,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        empty: bool = False,
+    ) -> None:
+        super().__init__(stdin=stdin, stdout=stdout)
+        self.interactive = bool(getattr(self.stdin, "isatty", lambda: False)())
+        self.use_rawinput = self.interactive  # readline editing and history on a tty
+        if not self.interactive:
+            self.prompt = ""  # precmd echoes each command with the prompt instead
+        self.machine = Machine()
+        medium = None if empty else IsoImage(iso or SAMPLE_ISO)
+        self.drive = self.machine.add_dvd_drive(bus, device, medium)
+        self.bus, self.device = bus, device
+        self.base, self.ctrl = CHANNEL_BASES[bus], CONTROL_PORTS[bus]
+        self.last_data = b""
+        self.tracer: Tracer | None = None
+        self.renderer = Renderer()
+        self.failed = False
+        ports = self.machine.ports
+        ports.outb(self.base + 6, 0xA0 | (device << 4))
+        ports.outb(self.ctrl, 0)  # interrupts on: the trace shows INTRQ
+        if self.interactive:
+            self.intro = (
+                f"emu console: DVD drive at bus {bus} device {device} (ports "
+                f"0x{self.base:03x}-0x{self.base + 7:03x}, 0x{self.ctrl:03x}). "
+                "Type 'help' or '?'."
+            )
+
+    # -- plumbing ------------------------------------------------------------------
+    def say(self, text: str = "") -> None:
+        for traced in self.renderer.flush():  # keep the trace in step with what we print
+            self.stdout.write(f"  | {traced}\n")
+        self.stdout.write(text + "\n")
+
+    def precmd(self, line: str) -> str:
+        if not self.interactive and line.strip() and line != "EOF":
+            self.say(f"{TeachingConsole.prompt}{line.rstrip()}")  # a script reads as a transcript
+        return line
+
+    def postcmd(self, stop: bool, line: str) -> bool:
+        for text in self.renderer.flush():
+            self.say(f"  | {text}")
+        return stop
+
+    def onecmd(self, line: str) -> bool:
+        try:
+            return super().onecmd(line)
+        except (ValueError, IndexError, TypeError, MediumError, OSError) as exc:
+            self.say(f"error: {exc}")
+            self.failed = True
+            return False
+
+    def emptyline(self) -> bool:
+        return False  # an empty line does nothing (not "repeat the last command")
+
+    def default(self, line: str) -> None:
+        if line.strip().startswith("#"):
+            return  # comments in scripts
+        self.say(f"error: unknown command {line.split()[0]!r} (try 'help')")
+        self.failed = True
+
+    def _show_event(self, event: TraceEvent) -> None:
+        for text in self.renderer.feed(event):
+            self.say(f"  | {text}")
+
+    @staticmethod
+    def _int(text: str) -> int:
+        return int(text, 0)
+
+    # -- raw port access -----------------------------------------------------------
+    def _in(self, arg: str, width: int) -> None:
+        (port,) = shlex.split(arg) or ["?"]
+        value = self.machine.ports.read(self._int(port), width)
+        self.say(f"0x{value:0{width * 2}X}")
+
+    def _out(self, arg: str, width: int) -> None:
+        port, value = shlex.split(arg)
+        self.machine.ports.write(self._int(port), width, self._int(value))
+
+    def do_inb(self, arg: str) -> None:
+        """inb PORT: read a byte from an I/O port (e.g. inb 0x177 reads Status)."""
+        self._in(arg, 1)
+
+    def do_inw(self, arg: str) -> None:
+        """inw PORT: read a 16-bit word (inw 0x170 reads the data port)."""
+        self._in(arg, 2)
+
+    def do_inl(self, arg: str) -> None:
+        """inl PORT: read a 32-bit dword."""
+        self._in(arg, 4)
+
+    def do_outb(self, arg: str) -> None:
+        """outb PORT VALUE: write a byte (outb 0x177 0xa0 issues PACKET)."""
+        self._out(arg, 1)
+
+    def do_outw(self, arg: str) -> None:
+        """outw PORT VALUE: write a 16-bit word (CDB bytes go to the data port two at a time)."""
+        self._out(arg, 2)
+
+    def do_outl(self, arg: str) -> None:
+        """outl PORT VALUE: write a 32-bit dword."""
+        self._out(arg, 4)
+
+    # -- registers -----------------------------------------------------------------
+    def do_regs(self, arg: str) -> None:
+        """regs: every readable register, Alternate Status first (it leaves INTRQ alone)."""
+        inb, b = self.machine.ports.inb, self.base
+        alt = inb(self.ctrl)
+        error, reason, lba_low = inb(b + 1), inb(b + 2), inb(b + 3)
+        count = inb(b + 4) | (inb(b + 5) << 8)
+        dev = inb(b + 6)
+        irq = self.machine.ide.channel(self.bus).irq
+        self.say(f"Alt status       0x{self.ctrl:03x}  {status_text(alt)}")
+        self.say(f"Error            0x{b + 1:03x}  0x{error:02X} ({error_text(error)})")
+        reason_words = reason_text(reason) if reason <= 7 else "(not an interrupt reason)"
+        self.say(f"Interrupt reason 0x{b + 2:03x}  0x{reason:02X} {reason_words}")
+        self.say(f"LBA low          0x{b + 3:03x}  0x{lba_low:02X}")
+        self.say(f"Byte count       0x{b + 4:03x}  {count} (0x{count:04X})")
+        self.say(f"Device           0x{b + 6:03x}  0x{dev:02X} (device {(dev >> 4) & 1})")
+        control = self.machine.ide.channel(self.bus).control
+        self.say(f"Device control   0x{self.ctrl:03x}  0x{control:02X} ({control_text(control)})")
+        self.say(f"INTRQ (IRQ {irq.number})     {'asserted' if irq.level else 'clear'}")
+
+    def do_status(self, arg: str) -> None:
+        """status: read the Status register (this acknowledges a pending interrupt)."""
+        self.say(status_text(self.machine.ports.inb(self.base + 7)))
+
+    def do_reset(self, arg: str) -> None:
+        """reset: pulse SRST in Device Control (both units reset, the packet signature loads)."""
+        self.machine.ports.outb(self.ctrl, 0x04)
+        self.machine.ports.outb(self.ctrl, 0x00)
+        self.say(status_text(self.machine.ports.inb(self.ctrl)))
+
+    # -- commands by name ----------------------------------------------------------
+    def do_identify(self, arg: str) -> None:
+        """identify: IDENTIFY PACKET DEVICE (0xA1) and the model string from words 27-46."""
+        ports, b = self.machine.ports, self.base
+        ports.outb(b + 7, 0xA1)
+        if not ports.inb(self.ctrl) & DRQ:
+            self.say("no IDENTIFY data (the command was aborted)")
+            return
+        ports.inb(b + 7)
+        data = ports.insw(b, 256).tobytes()
+        self.last_data = data
+        swapped = bytes(data[i ^ 1] for i in range(54, 94))
+        self.say(f"model: {swapped.decode('ascii', 'replace').strip()}")
+        self.say(f"word 0: 0x{data[0] | (data[1] << 8):04X}")
+
+    def do_packet(self, arg: str) -> None:
+        """packet NAME [ARGS] | packet HEX BYTES: run a packet command through the ports.
+
+        Names: tur, sense, inquiry, capacity, read10 LBA COUNT, read12 LBA COUNT,
+        toc, gesn, config, eject, load, lock, unlock, modesense [PAGE].
+        Or give the CDB bytes in hex: packet 28 00 00 00 00 10 00 00 01 00.
+        """
+        words = shlex.split(arg)
+        if not words:
+            self.say("usage: packet NAME [ARGS] (see 'help packet')")
+            return
+        name = words[0].lower()
+        if name in PACKETS:
+            cdb = PACKETS[name](*words[1:])
+        else:
+            cdb = bytes(int(w, 16) for w in words)
+        self.run_packet(cdb)
+
+    def run_packet(self, cdb: bytes, bcl: int = 0xFFFE) -> bool:
+        """The PACKET PIO data-in protocol (vol 2 §11.8); returns True on GOOD status."""
+        cdb = bytes(cdb).ljust(12, b"\0")[:12]
+        ports, b = self.machine.ports, self.base
+        self.say(f"CDB: {cdb.hex(' ')} = {describe_cdb(cdb)}")
+        ports.outb(b + 1, 0)  # Features: PIO
+        ports.outb(b + 4, bcl & 0xFF)
+        ports.outb(b + 5, bcl >> 8)
+        ports.outb(b + 7, 0xA0)
+        if not ports.inb(self.ctrl) & DRQ:
+            self.say(f"PACKET refused: {status_text(ports.inb(b + 7))}")
+            return False
+        ports.outsw(b, cdb)
+        data = bytearray()
+        for _ in range(MAX_BLOCKS):
+            status = ports.inb(b + 7)  # acknowledges the block's interrupt
+            if not status & DRQ:
+                break
+            n = ports.inb(b + 4) | (ports.inb(b + 5) << 8)
+            data += ports.insw(b, (n + 1) // 2).tobytes()[:n]
+        self.last_data = bytes(data)
+        if data:
+            self.say(f"data: {len(data)} bytes")
+            for line in hexdump(self.last_data):
+                self.say(line)
+        if status & ERR:
+            error = ports.inb(b + 1)
+            self.say(f"status: {status_text(status)}: CHECK CONDITION, error 0x{error:02X} "
+                     f"({error_text(error)}); 'sense' tells why")
+            return False
+        self.say(f"status: {status_text(status)}")
+        return True
+
+    def do_sense(self, arg: str) -> None:
+        """sense: REQUEST SENSE and its meaning (key/ASC/ASCQ)."""
+        if self.run_packet(PACKETS["sense"]()) and len(self.last_data) >= 14:
+            d = self.last_data
+            sense = Sense(d[2] & 0x0F, d[12], d[13])
+            self.say(f"sense: {sense}")
+
+    def do_dump(self, arg: str) -> None:
+        """dump: the whole reply of the last command as a hex dump."""
+        for line in hexdump(self.last_data, limit=len(self.last_data)):
+            self.say(line)
+
+    # -- the host side -------------------------------------------------------------
+    def do_eject(self, arg: str) -> None:
+        """eject: the host takes the disc out (a forced eject: the tray opens)."""
+        if not self.drive.medium.present:
+            self.say("the drive is empty")
+            return
+        old = self.drive.remove_medium()
+        old.close()
+        self.say(f"ejected {Path(old.path).name}")
+
+    def do_attach(self, arg: str) -> None:
+        """attach PATH: the host puts a disc image in the drive (tray closes)."""
+        words = shlex.split(arg)
+        if len(words) != 1:
+            self.say("usage: attach PATH")
+            return
+        if self.drive.medium.present:
+            self.say("the drive holds a disc: eject it first")
+            return
+        medium = IsoImage(words[0])
+        self.drive.insert_medium(medium)
+        self.say(f"attached {Path(medium.path).name} ({medium.sector_count} sectors)")
+
+    def do_trace(self, arg: str) -> None:
+        """trace on|off: show the host-drive conversation under each command."""
+        word = arg.strip().lower()
+        if word == "on":
+            self.tracer = Tracer(keep=False, sinks=[self._show_event])
+            self.renderer = Renderer()
+            self.machine.set_trace(self.tracer)
+        elif word == "off":
+            self.machine.set_trace(None)
+            self.tracer = None
+        else:
+            self.say(f"trace is {'on' if self.tracer else 'off'} (trace on|off)")
+
+    def do_history(self, arg: str) -> None:
+        """history: the commands typed so far (with readline on a terminal)."""
+        try:
+            import readline
+        except ImportError:  # pragma: no cover - platform without readline
+            self.say("no readline here")
+            return
+        for i in range(1, readline.get_current_history_length() + 1):
+            self.say(f"{i:4}  {readline.get_history_item(i)}")
+
+    def do_quit(self, arg: str) -> bool:
+        """quit: leave the console."""
+        return True
+
+    do_exit = do_quit
+
+    def do_EOF(self, arg: str) -> bool:  # noqa: N802 - the name cmd.Cmd calls
+        """End of input leaves the console."""
+        if self.interactive:
+            self.say()
+        return True
+
+    def close(self) -> None:
+        medium = self.drive.medium
+        if medium.present:
+            medium.close()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """``emu console``: run the shell on stdin/stdout."""
+    shell = TeachingConsole(args.iso, args.bus, args.device, empty=args.empty)
+    try:
+        shell.cmdloop()
+    except KeyboardInterrupt:
+        shell.say()
+    finally:
+        shell.close()
+    return 1 if shell.failed and not shell.interactive else 0
+
+
+def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``emu console`` on the CLI's subparsers."""
+    p = sub.add_parser("console", help="an interactive teaching shell (ports, packets, sense)")
+    p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
+    p.add_argument("--empty", action="store_true", help="start with an empty drive")
+    drive_options(p)
+    p.set_defaults(func=cmd_console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cmd_console(argparse.Namespace(iso=None, bus=1, device=0, empty=False)))
