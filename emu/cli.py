@@ -148,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu import console, trace  # the teaching and measuring commands register themselves
+    from emu import console, trace, verify  # teaching and measuring commands register themselves
 
-    for module in (trace, console):
+    for module in (trace, console, verify):
         module.add_parser(sub, drive_options)
     return parser
 
