@@ -255,11 +255,15 @@ class BusMasterDma:
             self._fail(unit, str(fault))
             return
         memory = self.memory
+        trace = self.channel.trace
         done = 0
-        for address, length in segments:  # one numpy copy per PRD entry
+        for entry, address, length, eot in segments:  # one numpy copy per PRD entry
             np.copyto(memory.view(address, length), source[done : done + length])
             memory.notify_written(address, length)
             done += length
+            if trace is not None:
+                trace.emit("dma", self.name, event="prd", index=entry, address=address,
+                           bytes=length, eot=eot)
         if exhausted:
             self.status &= ~_ACTIVE & 0xFF
         self._trace("transfer", bytes=done, entries=len(segments), exhausted=exhausted,
@@ -275,16 +279,16 @@ class BusMasterDma:
                 return unit
         return None
 
-    def _walk(self, total: int) -> tuple[list[tuple[int, int]], bool]:
+    def _walk(self, total: int) -> tuple[list[tuple[int, int, int, bool]], bool]:
         """Plan ``total`` bytes along the PRD list from the cursor, advancing it.
 
-        Returns the (address, length) segments — one per PRD entry used — and
-        whether the list was exhausted (the EOT entry fully used).  Raises
+        Returns the (entry, address, length, eot) segments — one per PRD entry
+        used — and whether the list was exhausted (the EOT entry fully used).  Raises
         :class:`_Fault`, leaving the cursor untouched, if an entry needed or a
         region written lies outside RAM.
         """
         size = self.memory.size
-        segments: list[tuple[int, int]] = []
+        segments: list[tuple[int, int, int, bool]] = []
         entry, offset = self.entry, self.entry_offset
         planned = 0
         exhausted = False
@@ -303,7 +307,7 @@ class BusMasterDma:
             address = base + offset
             if address + length > size:
                 raise _Fault(f"PRD entry {entry}: {address:#x}+{length:#x} is outside RAM")
-            segments.append((address, length))
+            segments.append((entry, address, length, eot))
             planned += length
             offset += length
             if offset == count:

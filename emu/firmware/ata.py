@@ -7,6 +7,21 @@ nIEN set: byte-count limit = block size (0 for TEST UNIT READY), PACKET,
 wait for DRQ, the 12-byte CDB, then ``count`` DRQ blocks of ``blocksize``
 bytes moved with one string read each straight into guest memory.
 
+With ``use_dma`` the driver reads sectors by bus-master DMA instead
+(SFF-8038i §3, the standard programming sequence; ATA/ATAPI-7 vol 2 §11.9,
+PACKET DMA): it builds a Physical Region Descriptor table at
+:data:`PRD_TABLE`, one entry per piece of the destination that does not cross
+a 64 KiB boundary, points the channel's engine at it, sends PACKET with the
+DMA feature bit and the CDB, starts the engine with the device-to-memory
+direction, polls until the drive leaves its data phase, stops the engine and
+checks both the drive's status and the engine's ERROR bit.  There is no PCI
+configuration space on this board, so the driver takes the engine's I/O base
+as a board constant (``bm_base``, default 0xC000 as a PIIX's BAR 4 would
+hold; channel 1 at +8), as firmware for a fixed board would.  nIEN stays set
+throughout, so the engine's INTERRUPT bit never latches: the driver polls the
+drive's Alternate Status, not the interrupt.  It uses DMA only for units whose
+IDENTIFY PACKET word 49 bit 8 says DMA is supported; others stay on PIO.
+
 ATA/ATAPI-7 vol 2 §11.8 (PACKET PIO data-in protocol), vol 1 §9.12 (signature).
 """
 
@@ -27,6 +42,17 @@ SCRATCH = 0x1000
 SECTOR = 2048
 MAX_SECTORS_PER_READ = 32
 """Sectors per READ(10), as SeaBIOS (64 KiB per command)."""
+BM_BASE = 0xC000
+"""The board's bus-master I/O base (channel 0; channel 1 at +8): the PIIX BAR 4 value."""
+BM_COMMAND, BM_STATUS, BM_PRD_TABLE = 0, 2, 4
+BM_START, BM_READ = 0x01, 0x08
+BM_ACTIVE, BM_ERROR, BM_INTERRUPT = 0x01, 0x02, 0x04
+BM_DRIVE_DMA = (0x20, 0x40)
+"""Status bits 5/6: "drive 0/1 is DMA capable", which firmware sets (SFF-8038i §2.2)."""
+PRD_TABLE = 0x0800
+"""Guest address of the firmware's PRD table (dword aligned, inside one 64 KiB page)."""
+PRD_EOT = 0x8000_0000
+"""End-of-table bit in the second dword of a PRD entry."""
 
 
 class FirmwareError(Exception):
@@ -81,10 +107,21 @@ def ata_string(identify: bytes, first_word: int, words: int) -> str:
 class AtaHostDriver:
     """Polled ATA/ATAPI host driver over a :class:`PortBus` and :class:`GuestMemory`."""
 
-    def __init__(self, ports: PortBus, memory: GuestMemory, max_polls: int = 100_000) -> None:
+    def __init__(
+        self,
+        ports: PortBus,
+        memory: GuestMemory,
+        max_polls: int = 100_000,
+        *,
+        use_dma: bool = False,
+        bm_base: int = BM_BASE,
+    ) -> None:
         self.ports = ports
         self.memory = memory
         self.max_polls = max_polls
+        self.use_dma = use_dma
+        """Read sectors by bus-master DMA where the unit supports it."""
+        self.bm_base = bm_base
         self.log: list[str] = []
 
     # -- low level ------------------------------------------------------------------
@@ -246,19 +283,106 @@ class AtaHostDriver:
         raise FirmwareError(f"{dev.describe()}: drive not ready")
 
     def read_sectors(self, dev: AtapiDevice, lba: int, count: int, dest: int) -> None:
-        """READ(10) ``count`` 2048-byte sectors from ``lba`` into guest memory at ``dest``."""
+        """READ(10) ``count`` 2048-byte sectors from ``lba`` into guest memory at ``dest``.
+
+        By bus-master DMA when ``use_dma`` is set and the unit supports it.
+        """
+        dma = self.use_dma and supports_dma(dev)
         done = 0
         while done < count:
             n = min(MAX_SECTORS_PER_READ, count - done)
             at = lba + done
             cdb = bytes([0x28, 0, *at.to_bytes(4, "big"), 0, *n.to_bytes(2, "big")])
-            self.packet(dev, cdb, SECTOR, n, dest + done * SECTOR)
+            if dma:
+                self.packet_dma(dev, cdb, n * SECTOR, dest + done * SECTOR)
+            else:
+                self.packet(dev, cdb, SECTOR, n, dest + done * SECTOR)
             done += n
+
+    # -- bus-master DMA (SFF-8038i §3) ----------------------------------------------
+    def build_prd_table(self, dest: int, length: int, table: int = PRD_TABLE) -> int:
+        """Describe ``[dest, dest+length)`` at ``table``; returns the number of entries.
+
+        A region may not cross a 64 KiB boundary (SFF-8038i §1.2), so the
+        destination is cut at each boundary; a 64 KiB piece is written as byte
+        count 0.  The last entry carries EOT.
+        """
+        if length <= 0 or length & 1 or dest & 1:
+            raise FirmwareError("DMA buffers must be word aligned and a whole number of words")
+        entries: list[tuple[int, int]] = []
+        at, end = dest, dest + length
+        while at < end:
+            piece = min(end, (at | 0xFFFF) + 1) - at
+            entries.append((at, piece))
+            at += piece
+        raw = bytearray()
+        for i, (address, piece) in enumerate(entries):
+            flags = PRD_EOT if i == len(entries) - 1 else 0
+            raw += address.to_bytes(4, "little")
+            raw += ((piece & 0xFFFF) | flags).to_bytes(4, "little")
+        self.memory.write(table, bytes(raw))
+        return len(entries)
+
+    def packet_dma(self, dev: AtapiDevice, cdb: bytes, length: int, dest: int) -> None:
+        """Run one data-in packet command by bus-master DMA into ``[dest, dest+length)``.
+
+        SFF-8038i §3: PRD table, table address, direction with START clear and
+        ERROR/INTERRUPT cleared; then PACKET (feature bit 0 = DMA, ATA/ATAPI-7
+        vol 1 §6.18) and the CDB; START; poll the drive until its data phase
+        ends; STOP; check drive and engine.  Raises :class:`CommandFailed` on
+        CHECK CONDITION and :class:`FirmwareError` on an engine error.
+        """
+        base, ctrl = dev.base, dev.ctrl
+        bm = self.bm_base + 8 * dev.bus
+        ports = self.ports
+        self.build_prd_table(dest, length)
+        ports.outb(bm + BM_COMMAND, BM_READ)  # direction first, engine stopped
+        ports.outl(bm + BM_PRD_TABLE, PRD_TABLE)
+        ports.outb(bm + BM_STATUS, BM_ERROR | BM_INTERRUPT | BM_DRIVE_DMA[dev.device])
+        ports.outb(ctrl, CTL_NIEN)
+        self.wait_not_busy(base, ctrl)
+        self.select(base, ctrl, dev.device)
+        ports.outb(base + 1, 0x01)  # DMA
+        ports.outb(base + 2, 0)
+        ports.outb(base + 4, 0)  # the byte-count limit is not used for DMA
+        ports.outb(base + 5, 0)
+        ports.outb(base + 7, CMD_PACKET)
+        self._delay400(ctrl)
+        status = self.wait_not_busy(base, ctrl)
+        if status & ST_ERR:
+            raise CommandFailed("PACKET (DMA) refused", ports.inb(base + 1))
+        if not status & ST_DRQ:
+            raise FirmwareError("drive did not ask for the command packet")
+        ports.outsw(base, bytes(cdb).ljust(12, b"\0"))
+        ports.outb(bm + BM_COMMAND, BM_READ | BM_START)
+        for _ in range(self.max_polls):
+            status = ports.inb(ctrl)
+            if not status & (ST_BSY | ST_DRQ) or ports.inb(bm + BM_STATUS) & BM_ERROR:
+                break
+        else:
+            ports.outb(bm + BM_COMMAND, BM_READ)
+            raise FirmwareError(f"command {cdb[0]:#04x}: DMA did not finish")
+        ports.outb(bm + BM_COMMAND, BM_READ)  # stop the engine
+        bm_status = ports.inb(bm + BM_STATUS)
+        ports.outb(bm + BM_STATUS, (bm_status & ~BM_ACTIVE) | BM_ERROR | BM_INTERRUPT)
+        status = ports.inb(base + 7)  # acknowledge the completion
+        if status & ST_ERR:
+            raise CommandFailed(f"command {cdb[0]:#04x} failed", ports.inb(base + 1))
+        if bm_status & BM_ERROR:
+            raise FirmwareError(f"command {cdb[0]:#04x}: bus-master DMA error")
+        if status & (ST_BSY | ST_DRQ):
+            raise FirmwareError(f"command {cdb[0]:#04x} did not complete (status {status:#04x})")
 
     def read_capacity(self, dev: AtapiDevice) -> int:
         """READ CAPACITY: the number of 2048-byte sectors."""
         self.packet(dev, bytes([0x25]), 8, 1)
         return int.from_bytes(self.memory.read(SCRATCH, 4), "big") + 1
+
+
+def supports_dma(dev: AtapiDevice) -> bool:
+    """IDENTIFY PACKET DEVICE word 49 bit 8: DMA supported (ATA/ATAPI-7 vol 1 §6.17)."""
+    word49 = int.from_bytes(dev.identify[98:100], "little")
+    return bool(word49 & 0x0100)
 
 
 def sha256_of(memory: GuestMemory, address: int, length: int) -> str:
