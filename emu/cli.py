@@ -148,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu import console, trace, verify  # teaching and measuring commands register themselves
+    from emu import bench, console, trace, verify  # teaching and measuring commands
 
-    for module in (trace, console, verify):
+    for module in (trace, console, verify, bench):
         module.add_parser(sub, drive_options)
     return parser
 

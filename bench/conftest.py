@@ -1,0 +1,55 @@
+"""pytest-benchmark suite: each emulated figure paired with a baseline in the same run.
+
+Run: ``.venv/bin/python -m pytest bench/ -p no:randomly`` (add ``--benchmark-json
+FILE`` to keep the numbers).  Tests in one ``group`` are a pair: ``kind="raw"``
+(the baseline) and ``kind="emu"``; at the end a table of ratios (baseline
+median / emulated median, i.e. emulated throughput as a fraction of raw) is
+printed after pytest-benchmark's own tables.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emu.bench import Rig
+
+RESULTS: dict[str, dict[str, float]] = {}
+TARGETS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def rig():
+    r = Rig.make()
+    r.setup_prd(1 << 20)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def record(benchmark):
+    """Call ``record(group, kind, fn, target="")``: benchmark ``fn`` and keep its median."""
+
+    def run(group: str, kind: str, fn, target: str = "") -> None:
+        benchmark.group = group
+        benchmark(fn)
+        RESULTS.setdefault(group, {})[kind] = benchmark.stats.stats.median
+        if target:
+            TARGETS[group] = target
+
+    return run
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("emulated vs baseline (medians)")
+    tr.write_line(f"{'group':<28} {'emulated':>11} {'baseline':>11} {'ratio':>7}  target")
+    for group in sorted(RESULTS):
+        r = RESULTS[group]
+        emu, raw = r.get("emu"), r.get("raw")
+        if emu is None:
+            continue
+        base = f"{raw * 1e6:9.1f}µs" if raw else f"{'':>11}"
+        ratio = f"{raw / emu:6.2f}×" if raw else f"{'':>7}"
+        tr.write_line(f"{group:<28} {emu * 1e6:9.1f}µs {base} {ratio}  {TARGETS.get(group, '')}")
