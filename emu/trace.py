@@ -602,6 +602,7 @@ class TraceSession:
             "read": self.script_read,
             "eject": self.script_eject,
             "boot": self.script_boot,
+            "dma": self.script_dma,
         }
 
     @property
@@ -652,6 +653,19 @@ class TraceSession:
         self.output.append(f"read {self.count} sector(s) from LBA {self.lba} "
                            f"to guest 0x{READ_DEST:X}")
 
+    def script_dma(self) -> None:
+        """READ(10) of ``count`` sectors from ``lba`` by bus-master DMA (SFF-8038i §3)."""
+        dev = self._device()
+        if not self.ready:
+            self.script_ready()
+        self.driver.use_dma = True
+        try:
+            self.driver.read_sectors(dev, self.lba, self.count, READ_DEST)
+        finally:
+            self.driver.use_dma = False
+        self.output.append(f"read {self.count} sector(s) from LBA {self.lba} by DMA "
+                           f"to guest 0x{READ_DEST:X}")
+
     def script_eject(self) -> None:
         """A media change: the host takes the disc out, the guest sees NOT READY;
         the host puts it back, the guest waits until the drive is ready again."""
@@ -678,7 +692,7 @@ class TraceSession:
                            f"sha256 {loaded.sha256}")
 
 
-SCRIPTS = ("probe", "ready", "read", "eject", "boot")
+SCRIPTS = ("probe", "ready", "read", "dma", "eject", "boot")
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

@@ -85,15 +85,14 @@ def test_golden_media_change(session):
     assert [s.split()[2] for s in senses] == ["02/3A/02", "02/3A/00", "06/28/00"]
 
 
-@pytest.mark.xfail(
-    reason="TODO: DMA golden transcript: the firmware driver has no bus-master DMA mode yet",
-    strict=False,
-)
 def test_golden_dma_read(session):
     session.run("probe", traced=False)
     session.run("ready", traced=False)
-    session.run("dma")  # not a script until AtaHostDriver grows DMA
-    check_golden("dma_read", transcript(session.tracer.events, ["dma"]))
+    session.run("dma")
+    data = transcript(session.tracer.events, ["dma"])
+    check_golden("dma_read", data)
+    assert "dma bmdma1: PRD 0: 2048 bytes → guest 0x00100000 (EOT: last entry)" in data["lines"]
+    assert not any("rep insw" in line for line in data["lines"])  # no PIO data phase
 
 
 # -- the words ------------------------------------------------------------------------
