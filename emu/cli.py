@@ -1,6 +1,7 @@
 """The ``emu`` command: boot, inspect and read discs through the emulated drive.
 
-* ``emu boot [ISO]``: the firmware half of a PC boot (probe, El Torito, load).
+* ``emu boot [ISO]``: power on, probe, El Torito, load, then run the boot image
+  on the CPU with BIOS services; guest text streams to the terminal.
 * ``emu info ISO``: what pycdlib sees in an image.
 * ``emu read ISO LBA [COUNT]``: a hexdump of sectors read through the whole
   path (firmware driver → ports → controller → drive → medium).
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
+from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
 from emu.firmware.ata import AtaHostDriver, FirmwareError
-from emu.firmware.eltorito import firmware_boot
+from emu.firmware.eltorito import LoadedImage
+from emu.firmware.keyboard import parse_keys
 from emu.machine import Machine
 
 SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
@@ -33,20 +36,36 @@ def open_machine(iso: str | None, bus: int, device: int) -> tuple[Machine, IsoIm
     return machine, medium
 
 
-def cmd_boot(args: argparse.Namespace) -> int:
-    machine, medium = open_machine(args.iso, args.bus, args.device)
-    driver = AtaHostDriver(machine.ports, machine.memory)
-    try:
-        loaded = firmware_boot(driver)
-    except FirmwareError as exc:
-        for line in driver.log:
-            print(line)
-        print(f"Boot failed: {exc}", file=sys.stderr)
-        return EXIT_BOOT_FAILED
-    finally:
-        medium.close()
+class TerminalKeys:
+    """Keys typed on the controlling terminal, read without echo or line buffering."""
+
+    def __init__(self) -> None:
+        import termios
+        import tty
+
+        self.fd = sys.stdin.fileno()
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+        self._termios = termios
+
+    def __call__(self) -> int | None:
+        import os
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], 0.01)  # also paces an idle guest
+        if not ready:
+            return None
+        ch = os.read(self.fd, 1).decode("latin-1")
+        return parse_keys("\r" if ch == "\n" else ch)[0]
+
+    def close(self) -> None:
+        self._termios.tcsetattr(self.fd, self._termios.TCSADRAIN, self.saved)
+
+
+def print_boot_summary(medium_path: str, loaded: LoadedImage) -> None:
+    """What the firmware found, before the CPU starts."""
     dev, entry = loaded.device, loaded.entry
-    print(f"Disc:        {medium.path}")
+    print(f"Disc:        {medium_path}")
     print(f"Drive:       bus {dev.bus}, device {dev.device}: {dev.model} "
           f"(serial {dev.serial}, firmware {dev.firmware}, {dev.kind})")
     print(f"Catalog:     LBA {loaded.catalog_lba}")
@@ -54,7 +73,44 @@ def cmd_boot(args: argparse.Namespace) -> int:
           f"load segment {entry.segment:#06x}, {entry.sector_count} sectors, "
           f"load RBA {entry.load_rba}")
     print(f"Loaded:      {loaded.length} bytes at {loaded.address:#07x}, sha256 {loaded.sha256}")
-    return EXIT_OK
+    print(flush=True)
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    """Boot a disc on the CPU; guest text streams to stdout (see emu.boot for statuses)."""
+    def echo(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    iso = args.iso or str(SAMPLE_ISO)
+    live = TerminalKeys() if args.interactive and sys.stdin.isatty() else None
+    timeout = args.timeout if args.timeout is not None else (None if live else DEFAULT_TIMEOUT)
+    options = BootOptions(
+        iso=iso, bus=args.bus, device=args.device, keys=args.keys or "", until=args.until,
+        timeout=timeout, wall_timeout=args.wall_timeout, max_instructions=args.max_instructions,
+        live_keys=live,
+        on_console=None if args.serial else echo,
+        on_serial=echo if args.serial else None,
+        on_loaded=lambda loaded: print_boot_summary(iso, loaded),
+    )
+    try:
+        result = run_boot(options)
+    finally:
+        if live is not None:
+            live.close()
+    if result.loaded is None:
+        for line in result.firmware_log:
+            print(line)
+        print(result.message, file=sys.stderr)
+        return int(result.status)
+    if args.screen:
+        print("\n--- screen " + "-" * 69)
+        print(result.screen)
+        print("-" * 80)
+    print(f"\n[emu] {result.message} ({result.instructions:,} instructions, "
+          f"{result.virtual_seconds:.2f} s guest time, {result.wall_seconds:.2f} s wall, "
+          f"{result.sectors_read} CD sectors read by INT 13h)", file=sys.stderr)
+    return int(result.status)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -131,9 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", type=int, choices=(0, 1), default=0,
                        help="device number on that bus (default 0)")
 
-    p = sub.add_parser("boot", help="boot a disc (the built-in sample if none is given)")
+    p = sub.add_parser(
+        "boot", help="boot a disc (the built-in sample if none is given)",
+        description="Boot a disc on the emulated PC. Exit status: 0 done (halted, --until "
+                    "seen, or waiting for input), 1 boot failed, 2 bad input, 3 limit reached, "
+                    "4 --until text not seen.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     drive_options(p)
+    p.add_argument("--keys", metavar="KEYS",
+                   help='keys to type when the guest waits for input, e.g. "ls\\r" '
+                        "(escapes \\r \\t \\b \\e \\xNN, {up} {down} {f1} ...)")
+    p.add_argument("--until", metavar="TEXT",
+                   help="stop as soon as the guest prints TEXT (screen or serial)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help=f"stop after S seconds of guest (virtual) time "
+                        f"(default {DEFAULT_TIMEOUT:g}; none when interactive)")
+    p.add_argument("--wall-timeout", type=float, metavar="S",
+                   help="last-resort deadline in host seconds")
+    p.add_argument("--max-instructions", type=int, metavar="N",
+                   help="stop after N guest instructions")
+    p.add_argument("--screen", action="store_true",
+                   help="print the final 80x25 screen when the run ends")
+    p.add_argument("--serial", action="store_true",
+                   help="stream COM1 (and port E9h) output instead of the screen text")
+    p.add_argument("--no-interactive", dest="interactive", action="store_false",
+                   help="do not read keys from the terminal after --keys runs out")
     p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser("info", help="what pycdlib sees in an image")

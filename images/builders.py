@@ -55,6 +55,10 @@ PATTERN_PATH = "/PATTERN.BIN;1"
 SAMPLE_PATH = Path(__file__).with_name("sample.iso")
 SAMPLE_VOLUME_ID = "EMU_SAMPLE"
 SAMPLE_BOOT_TEXT = b"EMU SAMPLE BOOT IMAGE"
+SAMPLE_BOOT_PROGRAM = Path(__file__).with_name("sampleboot.bin")
+SAMPLE_INFO_SIGNATURE = b"EMUINFO1"
+SAMPLE_EXPECTED_OFFSET = 16
+"""Where the sample boot program keeps the expected sum32 of /DATA.BIN."""
 BOOT_SIGNATURE = b"\x55\xaa"
 """The PC boot signature at offset 510 of a boot sector."""
 
@@ -281,17 +285,34 @@ Regenerate with: python -m images.builders sample
 """
 
 
+def sample_boot_program() -> bytes:
+    """``images/sampleboot.bin``, assembled by nasm from ``images/sampleboot.asm``."""
+    program = SAMPLE_BOOT_PROGRAM.read_bytes()
+    if len(program) != SECTOR_SIZE or program[8:16] != SAMPLE_INFO_SIGNATURE:
+        raise ValueError(f"{SAMPLE_BOOT_PROGRAM} is not the 2048-byte sample boot program")
+    return program
+
+
+def sum32(data: bytes | np.ndarray) -> int:
+    """The sample boot program's checksum: little-endian u32 words added modulo 2**32."""
+    words = np.frombuffer(bytes(data), dtype="<u4")
+    return int(words.sum(dtype=np.uint64) & np.uint64(0xFFFF_FFFF))
+
+
 def build_sample_iso(path: str | os.PathLike[str] = SAMPLE_PATH) -> Path:
     """The built-in sample (volume "EMU_SAMPLE"): boot image, README.TXT, DATA.BIN.
 
     ISO 9660 level 1 names with Joliet and Rock Ridge trees; ``/BOOT.IMG`` is a
-    no-emulation boot image (2048 bytes: a jump, the text "EMU SAMPLE BOOT IMAGE",
-    a halt loop, 55 AA at offset 510); ``/DATA.BIN`` is 16 patterned sectors.
+    no-emulation boot image: the boot program assembled from
+    ``images/sampleboot.asm`` (2048 bytes; the text "EMU SAMPLE BOOT IMAGE" and
+    55 AA at offset 510), which reads ``/DATA.BIN`` through INT 13h and checks
+    its sum32 against the value stored at offset 16 of the image after the
+    build; ``/DATA.BIN`` is 16 patterned sectors.
     """
     out = Path(path)
     with fixed_clock():
         iso = _new_iso(SAMPLE_VOLUME_ID, joliet=True, rock_ridge=True)
-        _add_file(iso, "BOOT.IMG", _boot_sector(SAMPLE_BOOT_TEXT), joliet=True, rock_ridge=True)
+        _add_file(iso, "BOOT.IMG", sample_boot_program(), joliet=True, rock_ridge=True)
         _add_file(iso, "README.TXT", SAMPLE_README, joliet=True, rock_ridge=True)
         _add_file(iso, "DATA.BIN", bytes(16 * SECTOR_SIZE), joliet=True, rock_ridge=True)
         iso.add_eltorito(
@@ -303,6 +324,10 @@ def build_sample_iso(path: str | os.PathLike[str] = SAMPLE_PATH) -> Path:
         _write(iso, out)
     first, length = _extent(out, "/DATA.BIN;1")
     _fill_pattern(out, first, length // SECTOR_SIZE)
+    boot_lba, _ = _extent(out, "/BOOT.IMG;1")
+    with open(out, "r+b") as fp:  # the expected checksum, now that DATA.BIN's place is known
+        fp.seek(boot_lba * SECTOR_SIZE + SAMPLE_EXPECTED_OFFSET)
+        fp.write(sum32(pattern_bytes(first * SECTOR_SIZE, length)).to_bytes(4, "little"))
     return out
 
 

@@ -1,0 +1,543 @@
+"""An x86 CPU for running real boot code: Unicorn's TCG core with our own plumbing.
+
+What Unicorn (2.1.4) gives us is an instruction interpreter; the PC around it
+is ours.  Each piece below answers one of the pitfalls recorded in
+``booting-on-unicorn.md``:
+
+* **Real mode without ``UC_MODE_16``** (pitfall 1).  The core is created in
+  ``UC_MODE_32`` with CR0 = 0x10 (PE clear): that is genuine real mode (segment
+  bases are selector × 16, 16-bit default sizes), and it survives resumption
+  with a full 32-bit EIP, which ``UC_MODE_16`` does not.  The guest's own
+  real↔protected switches work unchanged.
+* **No ``timeout=`` preemption** (pitfall 2).  The run loop slices execution
+  with ``emu_start(count=N)``; the only other stops are cooperative
+  (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).
+  Completed slices advance a :class:`VirtualClock`, so runs are deterministic.
+* **Interrupt delivery is ours** (pitfall 3).  Unicorn reports every ``int n``
+  at ``UC_HOOK_INTR`` with EIP already past the instruction and delivers
+  nothing.  Real mode: push FLAGS, CS, IP; clear IF/TF/AC; load CS:IP from the
+  IVT (Intel SDM vol 3 §20.1.4).  Protected mode: walk the IDT gate and push
+  EFLAGS, CS, EIP (+ error code) on the current ring-0 stack (SDM vol 3 §6.12).
+  Hardware IRQs are injected between slices when IF is set.
+* **Host writes invalidate translated code** (pitfall 4).  Guest RAM is the
+  machine's numpy array mapped with ``mem_map_ptr`` (shared, never copied), so
+  a device or the BIOS writing it from Python bypasses Unicorn's dirty-page
+  tracking; the CPU listens to :attr:`GuestMemory.write_listeners` and calls
+  ``ctl_remove_cache`` for every written range.
+
+Port I/O goes to the :class:`PortBus` through ``UC_HOOK_INSN`` (IN/OUT).  On
+unicorn 2.1.4 the IN hook runs *before* the store of a string input, with EIP
+still at the instruction's first prefix byte, and TCG re-reads ECX/EDI after
+the hook.  That allows the ``rep insw``/``rep insd`` fast path: when the port's
+:class:`PortRange` has ``string_read``, the hook decodes the instruction bytes
+at CS:EIP, fetches the whole count in one numpy copy, returns the first element
+for Unicorn to store at ES:EDI, writes the rest straight into RAM, and leaves
+ECX = 1 and EDI advanced so the interpreter's own final iteration finishes the
+instruction with exact ECX, EDI and direction-flag semantics.
+
+``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte and no way to
+tell it from a count stop after an instruction ending in F4 (for example
+``mov eax, [ebp-0Ch]``).  With IF set the difference is harmless (the clock
+skips to the next timer tick).  With IF clear the CPU is only called halted
+after it stops at the same ``F4`` again on resumption, which a real halt loop
+(``hlt; jmp $-1``) does at once and a count stop practically never does.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+from unicorn import (
+    UC_ARCH_X86,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_FETCH_UNMAPPED,
+    UC_HOOK_MEM_READ_UNMAPPED,
+    UC_HOOK_MEM_WRITE_UNMAPPED,
+    UC_MODE_32,
+    UC_PROT_ALL,
+    Uc,
+    UcError,
+)
+from unicorn import x86_const as X
+
+from emu.memory import GuestMemory
+from emu.ports import PortBus
+
+CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
+FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
+FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
+ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
+"""Exceptions that push an error code (Intel SDM vol 3 table 6-1)."""
+
+DEFAULT_IPS = 100_000_000
+"""Virtual instructions per second: the clock's exchange rate."""
+MAX_SLICE = 2_000_000
+"""Longest ``emu_start(count=...)`` slice; bounds IRQ latency and stop latency."""
+_FAR = 1 << 48
+"""An ``until`` address no guest reaches: slices end by count or by our stops."""
+
+_SEG_REGS = {"cs": X.UC_X86_REG_CS, "ds": X.UC_X86_REG_DS, "es": X.UC_X86_REG_ES,
+             "ss": X.UC_X86_REG_SS, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS}
+_PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
+_DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+
+
+class CpuFault(Exception):
+    """The guest did something this PC cannot continue from (triple fault, bad fetch...)."""
+
+
+class StopReason(Enum):
+    """Why :meth:`Cpu.run` returned."""
+
+    HALTED = "halted"
+    """``hlt`` with interrupts disabled: nothing can wake the CPU."""
+    STOPPED = "stopped"
+    """A hook asked to stop (:meth:`Cpu.request_stop`)."""
+    INSTRUCTION_LIMIT = "instruction limit"
+    IDLE = "idle"
+    """``hlt`` with interrupts enabled and no timer or event left to wake it."""
+
+
+class InterruptSource(Protocol):
+    """An interrupt controller as the CPU sees it (INTR pin + INTA cycle)."""
+
+    def pending(self) -> bool:
+        """Is an unmasked interrupt request waiting?"""
+        ...
+
+    def acknowledge(self) -> int:
+        """The INTA cycle: take the highest-priority request, return its vector."""
+        ...
+
+
+class VirtualClock:
+    """Time measured in guest instructions: deterministic, independent of the host.
+
+    ``instructions`` counts completed slices and skipped idle time; ``nudge``
+    moves time forward without instructions (a BIOS wait, a polled timer).
+    Timers register with :meth:`add_timer` and are fired by the run loop.
+    """
+
+    def __init__(self, ips: int = DEFAULT_IPS) -> None:
+        self.ips = ips
+        self.instructions = 0
+        self._timers: list[Timer] = []
+
+    @property
+    def seconds(self) -> float:
+        return self.instructions / self.ips
+
+    def ns(self) -> int:
+        return self.instructions * 1_000_000_000 // self.ips
+
+    def to_instructions(self, seconds: float) -> int:
+        return max(1, int(seconds * self.ips))
+
+    def nudge(self, instructions: int) -> None:
+        self.instructions += max(0, instructions)
+
+    def add_timer(self, timer: Timer) -> None:
+        self._timers.append(timer)
+
+    def next_deadline(self) -> int | None:
+        """The instruction count at which the next timer fires, if any."""
+        due = [t.deadline for t in self._timers if t.deadline is not None]
+        return min(due) if due else None
+
+    def fire_due(self) -> None:
+        for timer in self._timers:
+            while timer.deadline is not None and timer.deadline <= self.instructions:
+                timer.fire()
+
+
+class Timer(Protocol):
+    """A periodic event source on the :class:`VirtualClock`."""
+
+    deadline: int | None
+
+    def fire(self) -> None:
+        """Called once per expired deadline; sets the next ``deadline`` (or None)."""
+        ...
+
+
+@dataclass
+class RunResult:
+    """What a :meth:`Cpu.run` call did."""
+
+    reason: StopReason
+    instructions: int
+
+
+class Cpu:
+    """Unicorn in real mode over the machine's RAM and port bus."""
+
+    def __init__(self, memory: GuestMemory, ports: PortBus, ips: int = DEFAULT_IPS) -> None:
+        self.memory = memory
+        self.ports = ports
+        self.ram = memory.data
+        self.clock = VirtualClock(ips)
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        # Shared, not copied: Unicorn's TLB points into the numpy buffer.
+        self.uc.mem_map_ptr(0, memory.size, UC_PROT_ALL, self.ram.ctypes.data)
+        memory.write_listeners.append(self.invalidate)
+        self.interrupts: InterruptSource | None = None
+        self.software_interrupt: Callable[[int], bool] | None = None
+        """Called for ``int n`` in real mode before IVT delivery; True means served."""
+        self.on_stop_check: Callable[[], None] | None = None
+        self.string_fast_path = True
+        self.string_fast_path_count = 0
+        """How many ``rep ins`` instructions moved their whole count in one copy."""
+        self.halted = False
+        self._sleeping = False
+        self._halt_at: int | None = None
+        self._stop_reason: StopReason | None = None
+        self._fault: str | None = None
+        self._hooks = [
+            self.uc.hook_add(UC_HOOK_INSN, self._hook_in, None, 1, 0, X.UC_X86_INS_IN),
+            self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
+            self.uc.hook_add(UC_HOOK_INTR, self._hook_intr),
+            self.uc.hook_add(
+                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                | UC_HOOK_MEM_FETCH_UNMAPPED,
+                self._hook_unmapped,
+            ),
+        ]
+        self.reset_real_mode(0, 0)
+
+    # -- state ----------------------------------------------------------------------
+    def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
+        """Real mode (pitfall 1: UC_MODE_32 with CR0.PE clear), CS:IP and SS:SP set."""
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_CR0, CR0_ET)
+        for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_FS, X.UC_X86_REG_GS):
+            uc.reg_write(reg, 0)
+        uc.reg_write(X.UC_X86_REG_SS, ss)
+        uc.reg_write(X.UC_X86_REG_ESP, sp)
+        uc.reg_write(X.UC_X86_REG_CS, cs)
+        uc.reg_write(X.UC_X86_REG_EIP, ip)
+        uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
+        self.halted = False
+        self._halt_at = None
+
+    def reg(self, name: str) -> int:
+        """Read a register by name (``"eax"``, ``"cs"``...), for tests and reports."""
+        return self.uc.reg_read(getattr(X, f"UC_X86_REG_{name.upper()}"))
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value)
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE)
+
+    def where(self) -> str:
+        """``CS:EIP`` for messages."""
+        uc = self.uc
+        return f"{uc.reg_read(X.UC_X86_REG_CS):04X}:{uc.reg_read(X.UC_X86_REG_EIP):08X}"
+
+    def invalidate(self, start: int, end: int) -> None:
+        """Drop translated code for guest RAM ``[start, end)`` (pitfall 4)."""
+        self.uc.ctl_remove_cache(start, end)
+
+    def write_ram(self, address: int, data: bytes) -> None:
+        """A host-side write into RAM, with translated code dropped for the range."""
+        self.memory.write(address, data)
+
+    # -- segments -------------------------------------------------------------------
+    def descriptor(self, selector: int) -> tuple[int, int, int]:
+        """``(base, limit, flags_dword)`` of a GDT descriptor (SDM vol 3 §3.4.5)."""
+        _, gdt_base, gdt_limit, _ = self.uc.reg_read(X.UC_X86_REG_GDTR)
+        index = selector & ~7
+        if selector & 4 or index + 7 > gdt_limit:
+            raise CpuFault(f"selector {selector:#06x} outside the GDT")
+        lo, hi = struct.unpack_from("<II", self.ram, gdt_base + index)
+        base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)
+        limit = (lo & 0xFFFF) | (hi & 0xF_0000)
+        if hi & 0x80_0000:
+            limit = (limit << 12) | 0xFFF
+        return base, limit, hi
+
+    def segment_base(self, seg: str) -> int:
+        sel = self.uc.reg_read(_SEG_REGS[seg])
+        if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
+            return sel << 4
+        return self.descriptor(sel)[0]
+
+    def code_is_32bit(self) -> bool:
+        if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
+            return False
+        return bool(self.descriptor(self.uc.reg_read(X.UC_X86_REG_CS))[2] & 0x40_0000)
+
+    def stack_is_32bit(self) -> bool:
+        if not self.protected:
+            return False
+        return bool(self.descriptor(self.uc.reg_read(X.UC_X86_REG_SS))[2] & 0x40_0000)
+
+    # -- stack and interrupt delivery (pitfall 3) ----------------------------------
+    def push16(self, value: int) -> None:
+        uc = self.uc
+        sp = (uc.reg_read(X.UC_X86_REG_ESP) - 2) & 0xFFFF
+        esp = uc.reg_read(X.UC_X86_REG_ESP)
+        uc.reg_write(X.UC_X86_REG_ESP, (esp & 0xFFFF_0000) | sp)
+        uc.mem_write(self.segment_base("ss") + sp, struct.pack("<H", value & 0xFFFF))
+
+    def push32(self, value: int) -> None:
+        uc = self.uc
+        esp = (uc.reg_read(X.UC_X86_REG_ESP) - 4) & 0xFFFF_FFFF
+        uc.reg_write(X.UC_X86_REG_ESP, esp)
+        uc.mem_write(self.segment_base("ss") + esp, struct.pack("<I", value & 0xFFFF_FFFF))
+
+    def deliver(self, vector: int, error_code: int | None = None) -> None:
+        """Enter the guest's handler for ``vector`` as the hardware would.
+
+        Real mode: through the IVT.  Protected mode: through the IDT (32- and
+        16-bit interrupt and trap gates, same privilege level; a missing gate
+        is a fault this PC reports instead of a triple-fault reset).
+        """
+        uc = self.uc
+        flags = uc.reg_read(X.UC_X86_REG_EFLAGS)
+        cs = uc.reg_read(X.UC_X86_REG_CS)
+        eip = uc.reg_read(X.UC_X86_REG_EIP)
+        if not self.protected:
+            ip, seg = struct.unpack_from("<HH", self.ram, vector * 4)
+            self.push16(flags)
+            self.push16(cs)
+            self.push16(eip)
+            uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC))
+            uc.reg_write(X.UC_X86_REG_CS, seg)
+            uc.reg_write(X.UC_X86_REG_EIP, ip)
+            self.halted = False
+            return
+        if uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
+            raise CpuFault(f"interrupt {vector:#04x} with paging enabled is not supported")
+        _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
+        if vector * 8 + 7 > idt_limit:
+            raise CpuFault(f"interrupt {vector:#04x} beyond the IDT limit at {self.where()}")
+        lo, hi = struct.unpack_from("<II", self.ram, idt_base + vector * 8)
+        gate_type = (hi >> 8) & 0x1F
+        if not hi & 0x8000 or gate_type not in (0x06, 0x07, 0x0E, 0x0F):
+            raise CpuFault(f"no usable IDT gate for vector {vector:#04x} at {self.where()}")
+        selector = lo >> 16
+        offset = (lo & 0xFFFF) | (hi & 0xFFFF_0000)
+        push = self.push32 if gate_type & 0x08 else self.push16
+        if not gate_type & 0x08:
+            offset &= 0xFFFF
+        push(flags)
+        push(cs)
+        push(eip)
+        if error_code is not None:
+            push(error_code)
+        clear = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM
+        if not gate_type & 1:  # interrupt gate (trap gates keep IF)
+            clear |= FLAG_IF
+        uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~clear)
+        uc.reg_write(X.UC_X86_REG_CS, selector)
+        uc.reg_write(X.UC_X86_REG_EIP, offset)
+        self.halted = False
+
+    def _hook_intr(self, uc: Uc, intno: int, _user: object) -> None:
+        eip = uc.reg_read(X.UC_X86_REG_EIP)
+        base = self.segment_base("cs")
+        before = bytes(self.ram[base + eip - 2 : base + eip]) if eip >= 2 else b""
+        software = (len(before) == 2 and before[0] == 0xCD and before[1] == intno) or (
+            intno in (3, 4) and before[-1:] in (b"\xcc", b"\xce")
+        )
+        try:
+            if software:
+                if not self.protected and self.software_interrupt is not None:
+                    if self.software_interrupt(intno):
+                        return
+                self.deliver(intno)
+                return
+            # An exception: real mode has no error codes; protected mode may.
+            code = 0 if self.protected and intno in ERROR_CODE_VECTORS else None
+            self.deliver(intno, code)
+        except CpuFault as exc:
+            self.fail(str(exc))
+
+    # -- port I/O -------------------------------------------------------------------
+    def _hook_out(self, uc: Uc, port: int, size: int, value: int, _user: object) -> None:
+        self.ports.write(port, size, value)
+
+    def _hook_in(self, uc: Uc, port: int, size: int, _user: object) -> int:
+        if size > 1 and self.string_fast_path:
+            rng = self.ports.claimed(port)
+            if rng is not None and rng.string_read is not None:
+                first = self._rep_ins(port, size)
+                if first is not None:
+                    return first
+        return self.ports.read(port, size)
+
+    def _rep_ins(self, port: int, size: int) -> int | None:
+        """The ``rep insw``/``rep insd`` fast path; None when this is not one."""
+        uc = self.uc
+        cs_base = self.segment_base("cs")
+        eip = uc.reg_read(X.UC_X86_REG_EIP)
+        code = self.ram[cs_base + eip : cs_base + eip + 15].tobytes()
+        rep = False
+        addr32 = self.code_is_32bit()
+        for byte in code:
+            if byte in (0xF3, 0xF2):
+                rep = True
+            elif byte == 0x67:
+                addr32 = not addr32
+            elif byte not in _PREFIXES:
+                if byte != 0x6D or not rep:
+                    return None
+                break
+        else:
+            return None
+        if uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
+            return None
+        ecx, edi, flags = uc.reg_read_batch(
+            [X.UC_X86_REG_ECX, X.UC_X86_REG_EDI, X.UC_X86_REG_EFLAGS])
+        mask = 0xFFFF_FFFF if addr32 else 0xFFFF
+        count = ecx & mask
+        di = edi & mask
+        if count < 2:
+            return None
+        step = -size if flags & FLAG_DF else size
+        low = di if step > 0 else di - (count - 1) * size
+        high = di + count * size if step > 0 else di + size
+        if low < 0 or high > mask + 1:
+            return None  # the offset would wrap: leave it to the interpreter
+        es_base = self.segment_base("es")
+        if es_base + high > self.memory.size:
+            return None
+        out = np.empty(count, dtype=_DTYPES[size])
+        self.ports.read_string_into(port, size, out)
+        rest = out[1:]
+        if step > 0:
+            start = es_base + di + size
+            self.ram[start : start + rest.nbytes] = rest.view(np.uint8)
+        else:
+            start = es_base + low
+            self.ram[start : start + rest.nbytes] = rest[::-1].copy().view(np.uint8)
+        self.invalidate(start, start + rest.nbytes)
+        new_di = (di + (count - 1) * step) & mask
+        uc.reg_write(X.UC_X86_REG_ECX, (ecx & ~mask) | 1)
+        uc.reg_write(X.UC_X86_REG_EDI, (edi & ~mask) | new_di)
+        self.string_fast_path_count += 1
+        return int(out[0])
+
+    # -- faults ---------------------------------------------------------------------
+    def _hook_unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+                       _user: object) -> bool:
+        self.fail(f"access to {address:#x} outside RAM at {self.where()}")
+        return False
+
+    def fail(self, message: str) -> None:
+        """Stop the run with a CPU fault (raised from :meth:`run`)."""
+        if self._fault is None:
+            self._fault = message
+        self.request_stop(StopReason.STOPPED)
+
+    def sleep(self) -> None:
+        """Called from a hook: wait for the next timer event (a BIOS wait loop's ``hlt``)."""
+        self._sleeping = True
+        self.uc.emu_stop()
+
+    def request_stop(self, reason: StopReason = StopReason.STOPPED) -> None:
+        """Cooperative stop: only ever called from inside our own hooks (pitfall 2)."""
+        self._stop_reason = reason
+        self.uc.emu_stop()
+
+    # -- the run loop ---------------------------------------------------------------
+    def _linear_ip(self) -> int:
+        return self.segment_base("cs") + self.uc.reg_read(X.UC_X86_REG_EIP)
+
+    def _inject_irq(self) -> bool:
+        """Deliver one pending hardware interrupt if IF allows; True if delivered."""
+        if self.interrupts is None or not self.interrupts.pending():
+            return False
+        if not self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_IF:
+            return False
+        self.deliver(self.interrupts.acknowledge())
+        return True
+
+    def run(self, max_instructions: int | None = None) -> RunResult:
+        """Run until halted, stopped by a hook, idle, or ``max_instructions`` more.
+
+        Raises :class:`CpuFault` if the guest crashes the machine.
+        """
+        uc = self.uc
+        clock = self.clock
+        start = clock.instructions
+        limit = None if max_instructions is None else start + max_instructions
+        self._stop_reason = None
+        while True:
+            clock.fire_due()
+            try:
+                self._inject_irq()
+            except CpuFault as exc:
+                self.fail(str(exc))
+            if self._fault is not None:
+                message, self._fault = self._fault, None
+                raise CpuFault(message)
+            if self._stop_reason is not None:
+                reason, self._stop_reason = self._stop_reason, None
+                return RunResult(reason, clock.instructions - start)
+            if limit is not None and clock.instructions >= limit:
+                return RunResult(StopReason.INSTRUCTION_LIMIT, clock.instructions - start)
+            if self.halted:
+                flags = uc.reg_read(X.UC_X86_REG_EFLAGS)
+                deadline = clock.next_deadline()
+                if not flags & FLAG_IF:
+                    return RunResult(StopReason.HALTED, clock.instructions - start)
+                if deadline is None:
+                    return RunResult(StopReason.IDLE, clock.instructions - start)
+                # Halted with IF set: skip idle time to the next timer event.
+                clock.instructions = max(clock.instructions, deadline)
+                if limit is not None:
+                    clock.instructions = min(clock.instructions, limit)
+                if self.interrupts is not None and self.interrupts.pending():
+                    self.halted = False
+                continue
+            count = MAX_SLICE
+            deadline = clock.next_deadline()
+            if deadline is not None:
+                count = min(count, max(1, deadline - clock.instructions))
+            if limit is not None:
+                count = min(count, max(1, limit - clock.instructions))
+            eip = uc.reg_read(X.UC_X86_REG_EIP)
+            try:
+                uc.emu_start(eip, _FAR, 0, count)
+            except UcError as exc:
+                raise CpuFault(f"{exc} at {self.where()}") from exc
+            if self._fault is not None or self._stop_reason is not None:
+                continue
+            if self._sleeping:
+                # The BIOS waits: time moves on to the next timer event.
+                self._sleeping = False
+                deadline = clock.next_deadline()
+                clock.instructions = deadline if deadline is not None else (
+                    clock.instructions + count)
+                continue
+            self._check_halt(count)
+
+    def _check_halt(self, count: int) -> None:
+        """Advance the clock after a slice and decide whether it ended in ``hlt``."""
+        ip = self._linear_ip()
+        if ip == 0 or self.ram[ip - 1] != 0xF4:
+            self.clock.instructions += count
+            self._halt_at = None
+            return
+        flags = self.uc.reg_read(X.UC_X86_REG_EFLAGS)
+        if flags & FLAG_IF:
+            # Either a real hlt or a count stop after a byte F4: waiting for
+            # the next tick is right for the first and harmless for the second.
+            self.halted = True
+            self._halt_at = None
+            return
+        if self._halt_at == ip:
+            self.halted = True
+            return
+        # First sighting with IF clear: resume once to confirm (see module docstring).
+        self._halt_at = ip
+        self.clock.instructions += 1
