@@ -225,8 +225,8 @@ class MmcTarget:
                 return Outcome(Status.ABORTED, command=cmd)
             reply = cmd.handler(self, cdb)
             if isinstance(reply, DataOut):
-                if reply.length == 0:  # an empty parameter list is not an error (SPC-3 §6.9)
-                    reply = reply.finish(self, cdb, b"")
+                if reply.length == 0:  # no parameter list: nothing to do, no error (SPC-3 §6.9)
+                    reply = None
                 elif not data_phase_ok:
                     return Outcome(Status.ABORTED, command=cmd)
                 else:
