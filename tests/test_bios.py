@@ -1,0 +1,307 @@
+"""BIOS services, called by small real-mode programs on the CPU after a real firmware boot."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from emu.boot import BootOptions, BootSession
+from emu.cpu import StopReason
+from emu.firmware.keyboard import key_code, parse_keys
+from tests.test_cpu import NASM, assemble
+
+pytestmark = pytest.mark.skipif(NASM is None, reason="nasm is not installed")
+
+OUT = 0x600
+"""Where the test programs store results."""
+
+
+_sessions: list[BootSession] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_media():
+    yield
+    while _sessions:
+        _sessions.pop().medium.close()
+
+
+def run_program(tmp_path, body: str, keys: str = "", limit: int = 20_000_000) -> BootSession:
+    """Boot the sample through the firmware, then run ``body`` at 0000:7C00 instead."""
+    session = BootSession(BootOptions(keys=keys))
+    _sessions.append(session)
+    loaded = session.firmware()
+    session.start(loaded)
+    code = assemble(f"bits 16\norg 0x7C00\nxor ax, ax\nmov ds, ax\nmov es, ax\n{body}\n"
+                    "halt: cli\nhlt\njmp halt\n", tmp_path)
+    session.machine.memory.write(0x7C00, code)
+    session.cpu.reset_real_mode(0, 0x7C00, ss=0, sp=0x7000)
+    session.cpu.set_reg("edx", 0xE0)
+    assert session.cpu.run(limit).reason is StopReason.HALTED
+    return session
+
+
+def u16(session: BootSession, offset: int) -> int:
+    return session.machine.memory.read_u16(OUT + offset)
+
+
+def u32(session: BootSession, offset: int) -> int:
+    return session.machine.memory.read_u32(OUT + offset)
+
+
+# -- INT 10h ---------------------------------------------------------------------------
+
+
+def test_int10_write_char_and_set_cursor_draw_like_syslinux(tmp_path):
+    s = run_program(tmp_path, """
+    mov ah, 0x02
+    xor bh, bh
+    mov dx, 0x0305          ; row 3, column 5
+    int 0x10
+    mov ax, 0x0941          ; 'A'
+    mov bx, 0x001E
+    mov cx, 3
+    int 0x10
+    mov ah, 0x03
+    xor bh, bh
+    int 0x10
+    mov [0x600], dx
+    mov ah, 0x0F
+    int 0x10
+    mov [0x602], ax
+    """)
+    assert s.screen.text().splitlines()[3] == "     AAA"
+    assert s.screen.cells()[3, 5, 1] == 0x1E
+    assert u16(s, 0) == 0x0305  # AH=09h leaves the cursor where it was
+    assert u16(s, 2) == 0x5003  # 80 columns, mode 3
+    ram = s.machine.memory
+    assert ram.read_u16(0x44A) == 80 and ram.read_u8(0x484) == 24
+
+
+def test_int10_teletype_scrolls_and_streams(tmp_path):
+    s = run_program(tmp_path, """
+    mov cx, 30
+line:
+    mov ax, 0x0E58          ; 'X'
+    int 0x10
+    mov ax, 0x0E0D
+    int 0x10
+    mov ax, 0x0E0A
+    int 0x10
+    loop line
+    """)
+    assert s.screen.text().splitlines() == ["X"] * 24
+    assert "".join(s.screen.stream) == "\n".join(["X"] * 30)
+
+
+# -- INT 13h ---------------------------------------------------------------------------
+
+
+def test_int13_edd_check_and_drive_parameters_for_the_cd(tmp_path):
+    s = run_program(tmp_path, """
+    mov ah, 0x41
+    mov bx, 0x55AA
+    mov dl, 0xE0
+    int 0x13
+    mov [0x600], bx
+    mov [0x602], ax
+    mov word [0x700], 0x1E
+    mov ah, 0x48
+    mov dl, 0xE0
+    mov si, 0x700
+    int 0x13
+    setc [0x604]
+    """)
+    assert u16(s, 0) == 0xAA55 and u16(s, 2) >> 8 == 0x30
+    assert s.machine.memory.read_u8(OUT + 4) == 0
+    size, flags, *_chs, sectors, bps = struct.unpack_from(
+        "<HHIIIQH", s.machine.memory.read(0x700, 0x1A))
+    assert bps == 2048 and sectors == s.medium.sector_count and flags & 0x04
+
+
+def test_int13_el_torito_status_packet(tmp_path):
+    s = run_program(tmp_path, """
+    mov ax, 0x4B01
+    mov dl, 0xE0
+    mov si, 0x700
+    int 0x13
+    setc [0x600]
+    """)
+    packet = s.machine.memory.read(0x700, 0x13)
+    assert s.machine.memory.read_u8(OUT) == 0
+    assert packet[0] == 0x13 and packet[1] == 0 and packet[2] == 0xE0
+    assert int.from_bytes(packet[4:8], "little") == s.bios.image.entry.load_rba
+    assert int.from_bytes(packet[0x0C:0x0E], "little") == 0x07C0
+
+
+def test_int13_unknown_drive_sets_cf(tmp_path):
+    s = run_program(tmp_path, """
+    mov ah, 0x08
+    mov dl, 0x81
+    int 0x13
+    setc [0x600]
+    mov [0x602], ax
+    """)
+    assert s.machine.memory.read_u8(OUT) == 1
+    assert u16(s, 2) >> 8 == 0x01
+
+
+def test_int13_extended_read_lands_in_memory_through_the_drive(tmp_path):
+    s = run_program(tmp_path, """
+    mov si, dap
+    mov ah, 0x42
+    mov dl, 0xE0
+    int 0x13
+    setc [0x600]
+    jmp halt
+align 4
+dap: db 16, 0
+    dw 2
+    dw 0x0000, 0x2000
+    dq 16
+    """)
+    assert s.machine.memory.read_u8(OUT) == 0
+    assert s.machine.memory.read(0x20000, 2048) == bytes(s.medium.read(16, 1))
+    assert s.machine.memory.read(0x20800, 6)[1:6] == b"CD001"
+    assert s.bios.sectors_read == 2
+
+
+# -- the IVT holds real stubs ------------------------------------------------------------
+
+
+def test_far_calling_an_ivt_vector_reaches_the_service_and_returns_flags(tmp_path):
+    s = run_program(tmp_path, """
+    mov ax, 0x0E46          ; 'F' by pushf; call far [10h*4]
+    pushf
+    call far [0x10*4]
+    mov ah, 0x00
+    mov dl, 0x81            ; unknown drive: CF comes back through the stacked FLAGS
+    pushf
+    call far [0x13*4]
+    setc [0x600]
+    mov ah, 0x00
+    mov dl, 0xE0
+    pushf
+    call far [0x13*4]
+    setc [0x601]
+    """)
+    assert s.screen.text().startswith("F")
+    assert s.machine.memory.read_u8(OUT) == 1
+    assert s.machine.memory.read_u8(OUT + 1) == 0
+
+
+def test_a_hooked_int1c_sees_timer_ticks_and_int1a_counts_them(tmp_path):
+    s = run_program(tmp_path, """
+    cli
+    mov word [0x1C*4], tick
+    mov word [0x1C*4+2], 0
+    sti
+again:
+    hlt
+    cmp word [0x600], 5
+    jb again
+    mov ah, 0x00
+    int 0x1A
+    mov [0x602], dx
+    jmp halt
+tick:
+    inc word [cs:0x600]
+    iret
+    """, limit=200_000_000)
+    assert u16(s, 0) == 5
+    assert u16(s, 2) == 5 and s.machine.memory.read_u32(0x46C) == 5
+
+
+# -- INT 15h / 11h / 12h ------------------------------------------------------------------
+
+
+def test_int15_e820_map_and_legacy_sizes(tmp_path):
+    s = run_program(tmp_path, """
+    xor ebx, ebx
+    mov di, 0x700
+next:
+    mov eax, 0xE820
+    mov edx, 0x534D4150
+    mov ecx, 20
+    int 0x15
+    jc done
+    add di, 20
+    inc word [0x600]
+    test ebx, ebx
+    jnz next
+done:
+    mov ax, 0xE801
+    int 0x15
+    mov [0x602], ax
+    mov ah, 0x88
+    int 0x15
+    mov [0x604], ax
+    int 0x12
+    mov [0x606], ax
+    mov ax, 0x2401
+    int 0x15
+    setc [0x608]
+    mov ah, 0xC0
+    int 0x15
+    mov [0x60A], bx
+    mov [0x60C], es
+    """)
+    count = u16(s, 0)
+    entries = [struct.unpack_from("<QQI", s.machine.memory.read(0x700 + 20 * i, 20))
+               for i in range(count)]
+    assert entries == s.bios.e820_map()
+    assert (0, 0x9FC00, 1) in entries and entries[3][0] == 0x100000
+    assert u16(s, 2) == u16(s, 4) == (s.bios.bounce - 0x100000) // 1024
+    assert u16(s, 6) == 639
+    assert s.machine.memory.read_u8(OUT + 8) == 0
+    table = (u16(s, 0xC) << 4) + u16(s, 0xA)
+    assert s.machine.memory.read_u8(table + 2) == 0xFC
+
+
+# -- INT 16h ------------------------------------------------------------------------------
+
+
+def test_int16_types_scripted_keys_when_the_guest_waits(tmp_path):
+    s = run_program(tmp_path, """
+    mov ah, 0x00
+    int 0x16
+    mov [0x600], ax
+poll:
+    mov ah, 0x01
+    int 0x16
+    jz poll
+    mov ah, 0x00
+    int 0x16
+    mov [0x602], ax
+    """, keys="a\\r")
+    assert u16(s, 0) == key_code("a") == 0x1E61
+    assert u16(s, 2) == 0x1C0D
+
+
+def test_parse_keys_escapes_and_named_keys():
+    assert parse_keys("ls\\r") == [0x266C, 0x1F73, 0x1C0D]
+    assert parse_keys("{down}\\e\\x41") == [0x5000, 0x011B, key_code("A")]
+    assert key_code("A") == 0x1E41 and key_code("?") == 0x353F
+
+
+# -- serial and debug ports ---------------------------------------------------------------
+
+
+def test_com1_and_port_e9_output_is_captured(tmp_path):
+    s = run_program(tmp_path, """
+    mov dx, 0x3F8
+    mov al, 'S'
+    out dx, al
+    mov ax, 0x0149          ; INT 14h AH=01h: send 'I'
+    xor dx, dx
+    int 0x14
+    mov al, 'E'
+    out 0xE9, al
+    mov al, 0x42
+    out 0x80, al
+    """)
+    assert bytes(s.serial.output) == b"SI"
+    assert bytes(s.debug.output) == b"E"
+    assert s.debug.post_codes == [0x42]
+    assert "".join(s.serial_text) == "SIE"
