@@ -26,6 +26,9 @@ from devices.ide.device import TASKFILE_ATTRS, EmptySlot, IdeDevice
 from devices.ide.registers import AtaCommand, Control, ReadReg, Status, WriteReg, ata_command_name
 from devices.trace import Tracer
 
+if TYPE_CHECKING:
+    from devices.ide.bmdma import BusMasterDma
+
 _ERROR, _STATUS, _DEVICE = int(ReadReg.ERROR), int(ReadReg.STATUS), int(ReadReg.DEVICE)
 _COMMAND, _DEVICE_CONTROL = int(WriteReg.COMMAND), int(WriteReg.DEVICE_CONTROL)
 _NIEN, _SRST = int(Control.NIEN), int(Control.SRST)
