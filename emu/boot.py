@@ -103,6 +103,8 @@ class BootResult:
     wall_seconds: float = 0.0
     sectors_read: int = 0
     """CD sectors the BIOS read for the guest (INT 13h), all by READ(10) through the drive."""
+    dma_reads: int = 0
+    """How many of the BIOS's READ(10) runs moved their data by bus-master DMA."""
     bios_calls: dict[tuple[int, int], int] = field(default_factory=dict)
     firmware_log: list[str] = field(default_factory=list)
     machine: Machine | None = None
@@ -132,7 +134,8 @@ class BootSession:
             for rng in device.port_ranges():
                 machine.ports.register(rng)
         self.cpu.interrupts = self.pic
-        self.driver = AtaHostDriver(machine.ports, machine.memory)
+        self.driver = AtaHostDriver(machine.ports, machine.memory,
+                                    use_dma=bool(machine.bus_masters))
         self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
         self.screen = Screen(machine.memory.data, on_text=self._console_out)
         self.bios = Bios(self.cpu, self.driver, self.pic, self.keyboard, self.screen,
@@ -211,6 +214,7 @@ class BootSession:
             result.virtual_seconds = self.cpu.clock.seconds
             result.wall_seconds = time.monotonic() - started
             result.sectors_read = self.bios.sectors_read
+            result.dma_reads = self.bios.dma_reads
             result.bios_calls = dict(self.bios.calls)
             self.medium.close()
         return result

@@ -94,6 +94,18 @@ def test_the_sample_reads_data_bin_through_int13_extended_reads_and_the_drive():
     assert_no_back_door(result, log)
 
 
+def test_int13_reads_use_bus_master_dma_and_fall_back_to_pio():
+    result, log = boot(None)
+    assert result.dma_reads == result.bios_calls[(0x13, 0x42)] == 3
+    session = BootSession(BootOptions())
+    session.driver.use_dma = False
+    pio_log = ReadLog()
+    session.machine.set_trace(Tracer(keep=False, sinks=[pio_log]))
+    pio = session.run()
+    assert pio.dma_reads == 0 and "checksum OK" in pio.console
+    assert pio_log.reads == log.reads
+
+
 def test_the_sample_screen_and_bda_look_like_a_pc():
     result, _ = boot(None)
     assert result.screen.splitlines()[0].startswith("EMU SAMPLE BOOT")

@@ -10,7 +10,9 @@ for INT 15h E820h):
   an emulated floppy as drive 00h or an emulated hard disk as drive 80h
   (512-byte sectors served from the El Torito image, CHS and EDD reads).
   Every sector comes from the drive by READ(10) through the IDE ports, via
-  :class:`~emu.firmware.ata.AtaHostDriver`; nothing reads the image file;
+  :class:`~emu.firmware.ata.AtaHostDriver` — by bus-master DMA straight into
+  guest RAM when the board has the engine, else by PIO; nothing reads the
+  image file;
 * INT 14h COM1, INT 15h memory map and waits, INT 16h keyboard, INT 1Ah clock,
   INT 18h/19h (end of the boot), INT 08h timer tick → INT 1Ch.
 
@@ -39,7 +41,14 @@ from unicorn import UC_HOOK_CODE, Uc
 from unicorn import x86_const as X
 
 from emu.cpu import FLAG_CF, FLAG_ZF, Cpu
-from emu.firmware.ata import SCRATCH, SECTOR, AtaHostDriver, AtapiDevice, FirmwareError
+from emu.firmware.ata import (
+    PRD_TABLE,
+    SCRATCH,
+    SECTOR,
+    AtaHostDriver,
+    AtapiDevice,
+    FirmwareError,
+)
 from emu.firmware.chipset import Cmos, Pic8259Pair, Uart16550
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.keyboard import Keyboard
@@ -54,6 +63,8 @@ DISKETTE_TABLE_OFFSET = 0xEFC7
 EBDA_SEGMENT = 0x9FC0
 CONVENTIONAL_KB = EBDA_SEGMENT * 16 // 1024
 CDROM_DRIVE = 0xE0
+PRD_AREA = 64
+"""Bytes of the driver's PRD table the BIOS preserves for the guest (up to 8 entries)."""
 BOUNCE_SIZE = 0x10000
 """The BIOS's own sector buffer, at the top of RAM (reserved in the E820 map)."""
 
@@ -125,6 +136,8 @@ class Bios:
         self.calls: dict[tuple[int, int], int] = {}
         """(vector, AH) → count, for reports and tests."""
         self.sectors_read = 0
+        self.dma_reads = 0
+        """READ(10) runs done by bus-master DMA (the rest by PIO)."""
         self._frame: int | None = None
         self._retry_ip: int | None = None
         self._last_status = DISK_OK
@@ -613,11 +626,38 @@ class Bios:
             self.sectors_read += n_cd
         return DISK_OK
 
+    def _transfer(self, lba: int, count: int, dest: int) -> None:
+        """One READ(10) run, by bus-master DMA when the driver may use it, else PIO.
+
+        The driver's PRD table sits at a fixed low address (``PRD_TABLE``),
+        which is guest memory once the guest runs: the BIOS keeps the guest's
+        bytes there, and uses PIO for a destination that overlaps the table
+        or is not word aligned.
+        """
+        assert self.cdrom is not None
+        driver = self.driver
+        length = count * SECTOR
+        prd_end = PRD_TABLE + PRD_AREA
+        dma = driver.use_dma and not dest & 1 and (dest >= prd_end or dest + length <= PRD_TABLE)
+        if not dma:
+            saved_mode, driver.use_dma = driver.use_dma, False
+            try:
+                driver.read_sectors(self.cdrom, lba, count, dest)
+            finally:
+                driver.use_dma = saved_mode
+            return
+        saved = self.memory.read(PRD_TABLE, PRD_AREA)
+        try:
+            driver.read_sectors(self.cdrom, lba, count, dest)
+            self.dma_reads += 1
+        finally:
+            self.memory.write(PRD_TABLE, saved)
+
     def _drive_read(self, lba: int, count: int, dest: int) -> int:
         assert self.cdrom is not None
         for attempt in range(2):
             try:
-                self.driver.read_sectors(self.cdrom, lba, count, dest)
+                self._transfer(lba, count, dest)
                 return DISK_OK
             except FirmwareError:
                 # The driver's REQUEST SENSE uses its scratch page, which is
