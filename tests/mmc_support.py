@@ -83,6 +83,22 @@ class Host:
         sense = self.guest.sense() if status & STATUS_ERR else None
         return Reply(data, status, sense)
 
+    def run_out(self, cdb: list[int] | bytes, params: bytes, bcl: int = 0xFFFE) -> Reply:
+        """A data-out command: PACKET, the CDB, then the parameter list in the DRQ blocks
+        the drive opens (IO=0 CoD=0, each block's size in the byte-count registers)."""
+        g = self.guest
+        g.packet(bytes(cdb).ljust(12, b"\0"), bcl)
+        sent = 0
+        while g.alt_status() & 0x08:
+            assert g.reason() == 0x00, "expected a data-out block (IO=0 CoD=0)"
+            n = g.byte_count()
+            chunk = params[sent : sent + n]
+            sent += n
+            self.machine.ports.outsw(g.base, chunk + b"\0" * (len(chunk) & 1))
+        status = g.status()
+        sense = g.sense() if status & STATUS_ERR else None
+        return Reply(b"", status, sense)
+
     def ok(self, cdb: list[int] | bytes, bcl: int = 0xFFFE) -> bytes:
         reply = self.run(cdb, bcl)
         assert reply.good, f"CDB {bytes(cdb).hex(' ')}: CHECK CONDITION {reply.sense}"
