@@ -154,6 +154,24 @@ def _int18_iso(tmp_path: Path) -> Path:
     return iso
 
 
+def test_an_x86_section_entry_behind_an_efi_initial_entry_is_booted(tmp_path):
+    """Validation entry platform EFI, x86 image in a section (El Torito §2.4-2.5)."""
+    if XORRISO is None:
+        pytest.skip("xorriso is not installed")
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(Path(__file__).parent.parent / "images" / "sampleboot.bin", root / "boot.bin")
+    (root / "efi.img").write_bytes(bytes(2048))
+    iso = tmp_path / "efi-first.iso"
+    subprocess.run([XORRISO, "-as", "mkisofs", "-quiet", "-o", str(iso),
+                    "-e", "efi.img", "-no-emul-boot", "-eltorito-alt-boot",
+                    "-b", "boot.bin", "-no-emul-boot", "-boot-load-size", "4", str(root)],
+                   check=True, capture_output=True)
+    result, _ = boot(iso)
+    assert result.loaded is not None and result.loaded.entry.platform == 0x00
+    assert "EMU SAMPLE BOOT" in result.console
+
+
 # -- ISOLINUX ----------------------------------------------------------------------------
 
 

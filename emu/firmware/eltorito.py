@@ -93,6 +93,54 @@ def parse_catalog(catalog: bytes) -> BootEntry:
     )
 
 
+def _entry(platform: int, raw: bytes) -> BootEntry:
+    return BootEntry(
+        platform=platform,
+        bootable=raw[0] == 0x88,
+        media_type=raw[1] & 0x0F,
+        load_segment=int.from_bytes(raw[2:4], "little"),
+        sector_count=int.from_bytes(raw[6:8], "little"),
+        load_rba=int.from_bytes(raw[8:12], "little"),
+    )
+
+
+def parse_boot_entries(catalog: bytes) -> list[BootEntry]:
+    """The initial entry, then every section entry (§2.4 headers 90h/91h, §2.5 entries).
+
+    Section entries take their platform from their section header; extension
+    entries (§2.6, indicator 44h) are skipped.
+    """
+    entries = [parse_catalog(catalog)]
+    at = 0x40
+    while at + 32 <= len(catalog):
+        header = catalog[at : at + 32]
+        if header[0] not in (0x90, 0x91):
+            break
+        platform, count = header[1], int.from_bytes(header[2:4], "little")
+        at += 32
+        while count and at + 32 <= len(catalog):
+            raw = catalog[at : at + 32]
+            at += 32
+            if raw[0] == 0x44:
+                continue  # an extension entry belongs to the previous entry
+            entries.append(_entry(platform, raw))
+            count -= 1
+        if header[0] == 0x91:
+            break
+    return entries
+
+
+def choose_entry(entries: list[BootEntry]) -> BootEntry:
+    """The first bootable x86 entry (the initial entry first), as a PC BIOS picks."""
+    for entry in entries:
+        if entry.bootable and entry.platform == 0x00:
+            return entry
+    initial = entries[0]
+    if not initial.bootable:
+        raise BootError("the boot catalog's initial entry is not bootable")
+    raise BootError(f"unsupported boot platform: {initial.platform_name}")
+
+
 def load_boot_image(driver: AtaHostDriver, dev: AtapiDevice) -> LoadedImage:
     """Read sector 17 and the catalog, then load the boot image at its load segment.
 
@@ -104,11 +152,7 @@ def load_boot_image(driver: AtaHostDriver, dev: AtapiDevice) -> LoadedImage:
     driver.read_sectors(dev, BOOT_RECORD_LBA, 1, SCRATCH)
     catalog_lba = parse_boot_record(driver.memory.read(SCRATCH, SECTOR))
     driver.read_sectors(dev, catalog_lba, 1, SCRATCH)
-    entry = parse_catalog(driver.memory.read(SCRATCH, SECTOR))
-    if not entry.bootable:
-        raise BootError("the boot catalog's initial entry is not bootable")
-    if entry.platform != 0x00:
-        raise BootError(f"unsupported boot platform: {entry.platform_name}")
+    entry = choose_entry(parse_boot_entries(driver.memory.read(SCRATCH, SECTOR)))
     if entry.media_type not in MEDIA_TYPES:
         raise BootError(f"unsupported boot media type {entry.media_type}")
     if entry.media_type == 0:
