@@ -26,6 +26,12 @@ therefore reaches the service exactly as on a PC.  As a shortcut, an ``int n``
 whose vector still points at our own stub is served straight from the CPU's
 interrupt hook (no frame, flags set live): same service, a tenth of the cost.
 
+Writes into guest RAM: sector data goes through :class:`GuestMemory` (its
+listeners drop translated code, pitfall 4); result packets and stacked FLAGS
+through ``uc.mem_write``, which Unicorn invalidates itself; BIOS data area
+counters and the text screen at B8000h are written straight into the array
+(data pages no guest executes).
+
 A service that must wait (INT 16h AH=00h on an empty buffer) rewinds to retry
 (the ``int`` instruction, or the stub's ``jmp`` back to its ``nop``) and asks
 the CPU to sleep until the next timer tick, so the clock and IRQ 0 go on.
