@@ -115,7 +115,8 @@ class MmcTarget:
 
     State fields (set again by :meth:`reset`): ``sense``, ``pending_ua``,
     ``not_ready_once``, ``media_event``, ``tray_open``, ``locked``,
-    ``power_condition``.  ``medium`` survives resets (it is in the tray).
+    ``power_condition``, ``read_speed_kbs``, ``pending_out``.  ``medium`` survives
+    resets (it is in the tray).
     """
 
     def __init__(
