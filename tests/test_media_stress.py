@@ -62,6 +62,10 @@ def test_swapping_media_while_the_guest_reads(two_images: tuple[Path, Path, int,
                     dvd.release_image()
                     dvd.attach_image(image_b if i % 2 == 0 else image_a)
                     swaps += 1
+                    # Let the guest thread run between swaps (a bare loop can finish all
+                    # 1,000 swaps inside one GIL slice, and then no READ ever succeeds).
+                    if i % 10 == 9:
+                        time.sleep(0.0003)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
             finally:

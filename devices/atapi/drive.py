@@ -43,7 +43,11 @@ from devices.scsi.target import MmcTarget
 from devices.scsi.target import Status as CmdStatus
 
 _BUF_SIZE = 0x10000 + 8  # the largest DRQ block (FFFEh) plus padding slack
-_READY = Status.DRDY | Status.DSC
+# Plain ints on the hot path (IntFlag arithmetic costs a microsecond an operation).
+_BSY, _DRDY, _DSC, _DRQ, _ERR = (int(f) for f in (Status.BSY, Status.DRDY, Status.DSC,
+                                                   Status.DRQ, Status.ERR))
+_COD, _IO, _ABRT = int(Reason.COD), int(Reason.IO), int(Error.ABRT)
+_READY = _DRDY | _DSC
 _EMPTY = np.zeros(0, dtype=np.uint8)
 _SENSE_DMA_FAULT = Sense(SenseKey.ABORTED_COMMAND, 0x4B, 0x00)  # data phase error (bus master)
 
@@ -154,7 +158,7 @@ class AtapiDrive(IdeDevice):
     def _media_event(self, what: str, path: str) -> None:
         if self.trace is not None:
             self.trace.emit("media", self.name, event=what, path=path)
-        if self.stage is Stage.IDLE and not self.status & Status.BSY:
+        if self.stage is Stage.IDLE and not self.status & _BSY:
             self.set_irq()  # a change is signalled with INTRQ (as QEMU's change callback)
 
     # -- resets ---------------------------------------------------------------------
@@ -162,7 +166,7 @@ class AtapiDrive(IdeDevice):
         """SRST: BSY while asserted; on release the signature, Status 00h, Error 01h."""
         self._reset_transport()
         if asserted:
-            self.status = Status.BSY
+            self.status = _BSY
             return
         self.set_signature()
         self.status = 0  # a packet device leaves DRDY clear after reset (vol 2 §9.2)
@@ -184,7 +188,6 @@ class AtapiDrive(IdeDevice):
             self._cmd_packet()
         elif code == AtaCommand.IDENTIFY_PACKET_DEVICE:
             data = identify_packet_data(self.personality, self.modes, self.dma_capable)
-            self.from_packet = False
             self._start_data_in(np.frombuffer(data, dtype=np.uint8), limit=512)
         elif code == AtaCommand.DEVICE_RESET:
             self._reset_transport()
@@ -228,10 +231,10 @@ class AtapiDrive(IdeDevice):
         """ATA command aborted: Error ABRT, Status DRDY|ERR, INTRQ (vol 1 §6.2)."""
         was_packet = self.from_packet
         self._reset_transport()
-        self.error = Error.ABRT
-        self.status = Status.DRDY | Status.ERR
+        self.error = _ABRT
+        self.status = _DRDY | _ERR
         if was_packet:
-            self.sector_count = Reason.IO | Reason.COD
+            self.sector_count = _IO | _COD
         self.set_irq()
 
     # -- PACKET ---------------------------------------------------------------------
@@ -244,15 +247,15 @@ class AtapiDrive(IdeDevice):
             return
         self.stage = Stage.PACKET
         self._cdb_len = 0
-        self.sector_count = Reason.COD  # CoD=1, IO=0: "send the packet"
-        self.status = _READY | Status.DRQ
+        self.sector_count = _COD  # CoD=1, IO=0: "send the packet"
+        self.status = _READY | _DRQ
         if self.trace is not None:
             self.trace.emit("phase", self.name, phase="HP1", drq=1, cod=1, io=0)
 
     def _execute_packet(self) -> None:
         cdb = bytes(self._cdb)
         self.stage = Stage.IDLE
-        self.status = _READY | Status.BSY  # HP2: executing (never seen: we are synchronous)
+        self.status = _READY | _BSY  # HP2: executing (never seen: we are synchronous)
         if self.trace is not None:
             self.trace.emit("cdb", self.name, cdb=cdb.hex(" "), name=command_name(cdb[0]))
         data_phase_ok = self.dma_requested or self.byte_count_limit != 0
@@ -275,7 +278,7 @@ class AtapiDrive(IdeDevice):
         elif self.dma_requested:
             self._src, self._src_pos = outcome.data, 0
             self.stage = Stage.DMA
-            self.status = _READY | Status.DRQ
+            self.status = _READY | _DRQ
             self.dma_request()  # the engine may already be started (SFF-8038i §3)
         else:
             self._start_data_in(outcome.data, self.byte_count_limit)
@@ -288,13 +291,13 @@ class AtapiDrive(IdeDevice):
         """
         self._src = _EMPTY
         self.stage = Stage.IDLE
-        self.sector_count = Reason.IO | Reason.COD
+        self.sector_count = _IO | _COD
         if sense is None:
             self.error = 0
             self.status = _READY
         else:
             self.error = (sense.key & 0x0F) << 4
-            self.status = Status.DRDY | Status.ERR
+            self.status = _DRDY | _ERR
             if self.trace is not None:
                 self.trace.emit("sense", self.name, key=sense.key, asc=sense.asc,
                                 ascq=sense.ascq, text=sense.text)
@@ -320,7 +323,7 @@ class AtapiDrive(IdeDevice):
             else:
                 size = (limit & ~1) or 2  # shorter than the rest: even (a limit of 1 acts as 2)
             self.lba_mid, self.lba_high = size & 0xFF, size >> 8
-            self.sector_count = Reason.IO
+            self.sector_count = _IO
         else:
             size = min(remaining, self._limit_override)
         start = self._src_pos
@@ -332,7 +335,7 @@ class AtapiDrive(IdeDevice):
         self._end = end
         self.stage = Stage.PIO_IN
         self.error = 0
-        self.status = _READY | Status.DRQ
+        self.status = _READY | _DRQ
         if self.trace is not None:
             self.trace.emit("drq", self.name, bytes=size, dir="in")
         self.set_irq()
@@ -353,7 +356,7 @@ class AtapiDrive(IdeDevice):
         self._end = size + (size & 1)  # an odd final byte arrives in a whole word
         self.stage = Stage.PIO_OUT
         self.error = 0
-        self.status = _READY | Status.DRQ
+        self.status = _READY | _DRQ
         if self.trace is not None:
             self.trace.emit("drq", self.name, bytes=size, dir="out")
         self.set_irq()
@@ -366,7 +369,7 @@ class AtapiDrive(IdeDevice):
             self._next_out_block()
             return
         self.stage = Stage.IDLE
-        self.status = _READY | Status.BSY
+        self.status = _READY | _BSY
         outcome = self.target.finish_data_out(bytes(self._out))
         self._out = bytearray()
         if outcome.status is CmdStatus.CHECK_CONDITION:
