@@ -9,7 +9,7 @@ repeat them.  A drive variant copies the base table and overrides entries.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,11 @@ class Command:
     flags: Flag = Flag.NONE
     alloc: AllocationLength | None = None
     """Allocation-length field: every reply is truncated to it (SPC-3 §4.3.4.6)."""
+    mask: int = field(default=0, init=False, repr=False, compare=False)
+    """``flags`` as a plain int, for the dispatcher's hot path."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", int(self.flags))
 
 
 class CommandTable:
@@ -80,7 +85,7 @@ class CommandTable:
             if opcode in self._rows:
                 raise ValueError(f"opcode {opcode:#04x} registered twice")
             where = AllocationLength(*alloc) if alloc else None
-            self._rows[opcode] = Command(opcode, name, handler, flags, where)
+            self._rows[opcode] = Command(opcode, name, handler, Flag(flags), where)
             return handler
 
         return register

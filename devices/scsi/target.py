@@ -48,6 +48,10 @@ from devices.scsi.sense import (
 
 log = logging.getLogger(__name__)
 
+# Plain ints for the per-command checks (IntFlag arithmetic is slow on this hot path).
+_ALLOW_UA, _CHECK_READY = int(Flag.ALLOW_UA), int(Flag.CHECK_READY)
+_MAY_MOVE_NOTHING = int(Flag.NONDATA | Flag.CONDDATA)
+
 _EMPTY = np.zeros(0, dtype=np.uint8)
 
 
@@ -211,8 +215,8 @@ class MmcTarget:
         try:
             if cmd is None:
                 raise CheckCondition(SENSE_INVALID_OPCODE)
-            flags = cmd.flags
-            if not flags & Flag.ALLOW_UA:
+            flags = cmd.mask
+            if not flags & _ALLOW_UA:
                 if self.not_ready_once:
                     self.not_ready_once = False
                     if self.ready:
@@ -220,9 +224,9 @@ class MmcTarget:
                 if self.pending_ua is not None:
                     ua, self.pending_ua = self.pending_ua, None
                     raise CheckCondition(ua)
-            if flags & Flag.CHECK_READY and not self.ready:
+            if flags & _CHECK_READY and not self.ready:
                 raise CheckCondition(self.not_ready_sense())
-            if not data_phase_ok and not flags & (Flag.NONDATA | Flag.CONDDATA):
+            if not data_phase_ok and not flags & _MAY_MOVE_NOTHING:
                 return Outcome(Status.ABORTED, command=cmd)
             reply = cmd.handler(self, cdb)
             if isinstance(reply, DataOut):
