@@ -313,17 +313,21 @@ class AtapiDrive(IdeDevice):
         self._limit_override = limit if not self.from_packet else 0
         self._next_block()
 
+    def _packet_block(self, remaining: int, reason: int) -> int:
+        """Size the next packet DRQ block (vol 2 §11.8.3): the whole remainder if it fits
+        the byte-count limit, else the limit rounded down to even (a limit of 1 acts as
+        2).  The size is written back to LBA Mid/High with the interrupt reason."""
+        limit = self.byte_count_limit
+        size = remaining if remaining <= limit else ((limit & ~1) or 2)
+        self.lba_mid, self.lba_high = size & 0xFF, size >> 8
+        self.sector_count = reason
+        return size
+
     def _next_block(self) -> None:
         """Set up the next DRQ block (HP4) and assert INTRQ."""
         remaining = self._src.size - self._src_pos
         if self.from_packet:
-            limit = self.byte_count_limit
-            if remaining <= limit:
-                size = remaining
-            else:
-                size = (limit & ~1) or 2  # shorter than the rest: even (a limit of 1 acts as 2)
-            self.lba_mid, self.lba_high = size & 0xFF, size >> 8
-            self.sector_count = _IO
+            size = self._packet_block(remaining, _IO)
         else:
             size = min(remaining, self._limit_override)
         start = self._src_pos
@@ -347,11 +351,7 @@ class AtapiDrive(IdeDevice):
         Sized like data-in blocks (vol 2 §11.8.3): the whole remainder if it fits
         the byte-count limit, else the limit rounded down to even.
         """
-        remaining = self._out_len - len(self._out)
-        limit = self.byte_count_limit
-        size = remaining if remaining <= limit else ((limit & ~1) or 2)
-        self.lba_mid, self.lba_high = size & 0xFF, size >> 8
-        self.sector_count = 0  # IO=0 CoD=0: host to device
+        size = self._packet_block(self._out_len - len(self._out), 0)  # IO=0 CoD=0: to device
         self._pos = 0
         self._end = size + (size & 1)  # an odd final byte arrives in a whole word
         self.stage = Stage.PIO_OUT

@@ -212,6 +212,26 @@ class AtaHostDriver:
         )
 
     # -- packet commands ----------------------------------------------------------
+    def _send_packet(self, dev: AtapiDevice, cdb: bytes, dma: bool, limit: int) -> None:
+        """PACKET with nIEN set, then the 12-byte CDB once the drive asks for it (HP1)."""
+        base, ctrl = dev.base, dev.ctrl
+        ports = self.ports
+        ports.outb(ctrl, CTL_NIEN)
+        self.wait_not_busy(base, ctrl)
+        self.select(base, ctrl, dev.device)
+        ports.outb(base + 1, 0x01 if dma else 0x00)  # Features bit 0: DMA
+        ports.outb(base + 2, 0)
+        ports.outb(base + 4, limit & 0xFF)
+        ports.outb(base + 5, (limit >> 8) & 0xFF)
+        ports.outb(base + 7, CMD_PACKET)
+        self._delay400(ctrl)
+        status = self.wait_not_busy(base, ctrl)
+        if status & ST_ERR:
+            raise CommandFailed("PACKET refused", ports.inb(base + 1))
+        if not status & ST_DRQ:
+            raise FirmwareError("drive did not ask for the command packet")
+        ports.outsw(base, bytes(cdb).ljust(12, b"\0"))
+
     def packet(
         self,
         dev: AtapiDevice,
@@ -226,21 +246,7 @@ class AtaHostDriver:
         """
         base, ctrl = dev.base, dev.ctrl
         ports = self.ports
-        ports.outb(ctrl, CTL_NIEN)
-        self.wait_not_busy(base, ctrl)
-        self.select(base, ctrl, dev.device)
-        ports.outb(base + 1, 0)  # PIO
-        ports.outb(base + 2, 0)
-        ports.outb(base + 4, blocksize & 0xFF)
-        ports.outb(base + 5, (blocksize >> 8) & 0xFF)
-        ports.outb(base + 7, CMD_PACKET)
-        self._delay400(ctrl)
-        status = self.wait_not_busy(base, ctrl)
-        if status & ST_ERR:
-            raise CommandFailed("PACKET refused", ports.inb(base + 1))
-        if not status & ST_DRQ:
-            raise FirmwareError("drive did not ask for the command packet")
-        ports.outsw(base, bytes(cdb).ljust(12, b"\0"))
+        self._send_packet(dev, cdb, dma=False, limit=blocksize)
         status = self.wait_not_busy(base, ctrl)
         if status & ST_ERR:
             raise CommandFailed(f"command {cdb[0]:#04x} failed", ports.inb(base + 1))
@@ -339,21 +345,7 @@ class AtaHostDriver:
         ports.outb(bm + BM_COMMAND, BM_READ)  # direction first, engine stopped
         ports.outl(bm + BM_PRD_TABLE, PRD_TABLE)
         ports.outb(bm + BM_STATUS, BM_ERROR | BM_INTERRUPT | BM_DRIVE_DMA[dev.device])
-        ports.outb(ctrl, CTL_NIEN)
-        self.wait_not_busy(base, ctrl)
-        self.select(base, ctrl, dev.device)
-        ports.outb(base + 1, 0x01)  # DMA
-        ports.outb(base + 2, 0)
-        ports.outb(base + 4, 0)  # the byte-count limit is not used for DMA
-        ports.outb(base + 5, 0)
-        ports.outb(base + 7, CMD_PACKET)
-        self._delay400(ctrl)
-        status = self.wait_not_busy(base, ctrl)
-        if status & ST_ERR:
-            raise CommandFailed("PACKET (DMA) refused", ports.inb(base + 1))
-        if not status & ST_DRQ:
-            raise FirmwareError("drive did not ask for the command packet")
-        ports.outsw(base, bytes(cdb).ljust(12, b"\0"))
+        self._send_packet(dev, cdb, dma=True, limit=0)  # the limit is not used for DMA
         ports.outb(bm + BM_COMMAND, BM_READ | BM_START)
         for _ in range(self.max_polls):
             status = ports.inb(ctrl)
