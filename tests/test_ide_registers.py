@@ -33,7 +33,8 @@ def test_a_channel_with_no_device_floats_high_and_ignores_writes():
     g.m.outb(0x172, 0x55)
     assert [m.inb(0x170 + i) for i in range(1, 8)] == [0xFF] * 7
     assert m.inb(0x376) == 0xFF
-    assert m.inw(0x170) == 0xFFFF or m.inw(0x170) == 0  # nothing drives the data port
+    assert m.inw(0x170) == 0xFFFF and m.inl(0x170) == 0xFFFFFFFF  # nothing drives it
+    assert m.ports.insw(0x170, 4).tolist() == [0xFFFF] * 4
 
 
 def test_device_0_answers_for_an_absent_device_1():

@@ -129,6 +129,13 @@ class EmptySlot(IdeDevice):
     present = False
     kind = "empty"
 
+    def data_read(self, width: int) -> int:
+        """Nobody drives the data lines for an absent unit: they float high."""
+        return (1 << (8 * width)) - 1
+
+    def data_read_string(self, width: int, out: np.ndarray) -> None:
+        out[...] = (1 << (8 * width)) - 1
+
 
 # Re-exported for units that answer with the packet signature.
 __all__ = ["IdeDevice", "EmptySlot", "SIGNATURE_PACKET", "DIAG_PASSED"]
