@@ -1,0 +1,404 @@
+"""Booting with real firmware: Debian's SeaBIOS on the emulated PC platform.
+
+``emu boot --firmware seabios`` runs the unmodified ``bios.bin`` from the
+reset vector.  SeaBIOS does its own POST — PCI enumeration, memory map,
+interrupt controllers, timer calibration, keyboard, its own ATA/ATAPI driver
+probing the four IDE locations through the ports — prints its banner, lists
+the boot devices and boots the disc by El Torito, all by itself.  Nothing
+here calls into the drive: every byte SeaBIOS and the loader get crosses the
+emulated controller (tests count the commands in the drive's trace).
+
+The platform (each device a model in ``devices/``):
+
+==============================  ==========================================
+8259A pair (20h/A0h)            :mod:`devices.pic`; IDE IRQ 14/15 wired in
+8254 (40h-43h, 61h)             :mod:`devices.pit`; IRQ 0 on the virtual clock
+8042 (60h/64h)                  :mod:`devices.i8042`; keys from ``--keys``
+MC146818 (70h/71h)              :mod:`devices.cmos`; memory size, one CPU
+PCI mechanism #1 (CF8h/CFCh)    :mod:`devices.pci`; i440FX, PIIX3, PIIX3 IDE
+local APIC / I/O APIC pages     :mod:`devices.apic`; Unicorn ``mmio_map``
+fw_cfg (510h/511h)              :mod:`devices.fw_cfg`; e820, menu, VGA ROM
+VGA registers (3B4h-3DAh)       :mod:`devices.vga`; SeaVGABIOS runs on them
+port 402h                       SeaBIOS's debug console, captured
+port 92h, 80h, COM1             fast A20, POST codes, serial
+==============================  ==========================================
+
+Memory: ``bios.bin`` (128 KiB) sits at the top of the 4 GiB space
+(FFFE0000h, a read-only alias as the chipset decodes it) and in RAM at
+E0000h-FFFFFh, where the CPU starts at F000:FFF0 (the shadow copy; SeaBIOS
+re-copies itself from the high alias when it opens the PAM registers,
+which here are plain storage).
+
+Text output (the documented path): SeaBIOS finds SeaVGABIOS
+(``vgabios-stdvga.bin``) as the fw_cfg file ``vgaroms/vgabios-stdvga.bin``,
+copies it to C0000h and runs its POST; the VGA BIOS programs the register
+file and writes characters into the text frame buffer at B8000h (RAM).  A
+:class:`TextScraper` polls that frame on the virtual clock and turns changes
+into the text stream (so anything written straight into B8000h shows too).
+There is no Bochs VBE interface, so SeaVGABIOS falls back to plain VGA.
+
+fw_cfg makes POST shorter and simpler: the memory map comes from
+``etc/e820`` instead of CMOS probing; ``etc/boot-menu-wait`` bounds the
+"Press ESC for boot menu" wait (idle time, skipped to the next tick while
+the CPU halts); ESC in ``--keys`` opens the menu, whose list names each
+drive as SeaBIOS sees it (``DVD/CD [ata1-0: <model> ATAPI-<n> DVD/CD]``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from unicorn import UC_PROT_ALL
+
+from devices.apic import IOAPIC_BASE, LAPIC_BASE, PAGE, IoApic, LocalApic
+from devices.atapi.drive import AtapiDrive
+from devices.bus import PortRange
+from devices.cmos import Cmos
+from devices.fw_cfg import (
+    BOOT_MENU,
+    E820_RAM,
+    MAX_CPUS,
+    NB_CPUS,
+    NOGRAPHIC,
+    RAM_SIZE,
+    FwCfg,
+    e820_table,
+)
+from devices.i8042 import I8042
+from devices.ide.bmdma import BM_CHANNEL_STRIDE
+from devices.media.iso import IsoImage
+from devices.pci import PciBus, pc_pci_bus
+from devices.pic import Pic8259Pair
+from devices.pit import Pit8254
+from devices.vga import VgaRegisters
+from emu.cpu import Cpu, CpuFault, StopReason
+from emu.firmware.chipset import Uart16550
+from emu.firmware.keyboard import Keyboard, parse_keys
+from emu.machine import Machine
+
+SEABIOS_BIN = Path("/usr/share/seabios/bios.bin")
+VGABIOS_BIN = Path("/usr/share/seabios/vgabios-stdvga.bin")
+DEBUG_PORT = 0x402
+TEXT_BASE = 0xB8000
+COLUMNS, ROWS = 80, 25
+SCRAPE_US = 2_000
+"""How often (virtual microseconds) the text frame is compared for changes."""
+DEFAULT_MENU_WAIT_MS = 300
+"""``etc/boot-menu-wait``: long enough for a scripted ESC, idle time otherwise."""
+NO_BOOT_DEVICE = "No bootable device."
+
+
+class TextScraper:
+    """Turns the 80×25 text frame at B8000h into a stream of appearing text.
+
+    Each poll compares the frame with the last one: a scroll (the old rows
+    moved up by *k*) is recognised first; then every changed row is emitted —
+    only the new tail when the row grew from its old content, else the whole
+    row on a new line.
+    """
+
+    def __init__(self, ram: np.ndarray, vga: VgaRegisters, on_text: object = None) -> None:
+        self.ram = ram
+        self.vga = vga
+        self.on_text = on_text
+        self.rows = [""] * ROWS
+        self.stream: list[str] = []
+        self.last_row = 0
+        self.changed = False
+
+    def frame_rows(self) -> list[str]:
+        """The displayed page as 25 strings (trailing blanks removed)."""
+        start = TEXT_BASE + 2 * self.vga.start_offset()
+        cells = self.ram[start : start + 2 * COLUMNS * ROWS : 2]
+        chars = np.where((cells >= 0x20) & (cells < 0x7F), cells, 0x20).astype(np.uint8)
+        text = chars.tobytes().decode("latin-1")
+        return [text[r * COLUMNS : (r + 1) * COLUMNS].rstrip() for r in range(ROWS)]
+
+    def text(self) -> str:
+        """The screen as lines of text."""
+        return "\n".join(self.frame_rows()).rstrip("\n")
+
+    def poll(self) -> str:
+        """Compare with the last frame; return (and stream) what appeared."""
+        new = self.frame_rows()
+        old = self.rows
+        if new == old:
+            self.changed = False
+            return ""
+        self.changed = True
+        for k in range(1, ROWS):
+            if new[: ROWS - k] == old[k:] and any(old[:k]):
+                old = old[k:] + [""] * k
+                self.last_row = max(0, self.last_row - k)
+                break
+        out: list[str] = []
+        for r in range(ROWS):
+            if new[r] == old[r]:
+                continue
+            if r == self.last_row and new[r].startswith(old[r]):
+                out.append(new[r][len(old[r]):])
+            else:
+                out.append("\n" + new[r])
+            self.last_row = r
+        self.rows = new
+        text = "".join(out)
+        if text:
+            self.stream.append(text)
+            if callable(self.on_text):
+                self.on_text(text)
+        return text
+
+
+@dataclass
+class DriveSpec:
+    """A DVD drive for the SeaBIOS board: bus location and an ISO path (None = empty)."""
+
+    bus: int
+    device: int
+    iso: str | Path | None = None
+
+
+@dataclass
+class SeaBiosResult:
+    """Extra findings of a SeaBIOS boot (beside the common ``BootResult``)."""
+
+    debug_log: str = ""
+    post_codes: list[int] = field(default_factory=list)
+
+
+class SeaBiosSession:
+    """The PC platform for SeaBIOS, the firmware images mapped, and the run loop."""
+
+    def __init__(self, options: object, drives: list[DriveSpec] | None = None,
+                 bios_path: Path = SEABIOS_BIN, vgabios_path: Path | None = VGABIOS_BIN,
+                 menu_wait_ms: int = DEFAULT_MENU_WAIT_MS) -> None:
+        from emu.boot import SAMPLE_ISO, BootOptions
+
+        assert isinstance(options, BootOptions)
+        self.options = options
+        if drives is None:
+            drives = [DriveSpec(options.bus, options.device, options.iso or SAMPLE_ISO)]
+        self.machine = machine = Machine(options.memory_size)
+        self.media: list[IsoImage] = []
+        self.drives: list[AtapiDrive] = []
+        for spec in drives:
+            medium = IsoImage(spec.iso) if spec.iso is not None else None
+            if medium is not None:
+                self.media.append(medium)
+            self.drives.append(machine.add_dvd_drive(spec.bus, spec.device, medium))
+        self.drive = self.drives[0] if self.drives else None
+        self.cpu = cpu = Cpu(machine.memory, machine.ports)
+        clock = cpu.clock
+        self.pic = Pic8259Pair()
+        self.pic.connect(machine.irqs)
+        cpu.interrupts = self.pic
+        self.pit = Pit8254(clock, machine.irqs[0])
+        self.cmos = Cmos(clock, machine.memory.size)
+        self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
+        self.kbc = I8042(machine.irqs[1], machine.irqs[12], keys=self._next_key,
+                         typing_allowed=lambda: cpu.halted, on_reset=self._reset,
+                         clock=clock)
+        self._bm_ranges: list[PortRange] = []
+        for engine in machine.bus_masters:  # placed by BAR 4, when the guest enables I/O
+            registered = machine.ports.claimed(engine.base)
+            if registered is not None:
+                machine.ports.unregister(registered)
+        self.pci: PciBus = pc_pci_bus(0, self._ide_io_changed)
+        self.fw_cfg = self._make_fw_cfg(vgabios_path, menu_wait_ms)
+        self.vga = VgaRegisters()
+        self.serial_text: list[str] = []
+        self.serial = Uart16550(on_output=self._serial_out)
+        self.debug_bytes = bytearray()
+        self.post_codes: list[int] = []
+        self.port92 = 0x02
+        for device in (self.pic, self.pit, self.cmos, self.kbc, self.pci, self.fw_cfg,
+                       self.vga, self.serial):
+            for rng in device.port_ranges():
+                machine.ports.register(rng)
+        machine.ports.register(PortRange(DEBUG_PORT, 1, lambda p, w: 0xE9, self._debug_out,
+                                         name="seabios-debug"))
+        machine.ports.register(PortRange(0x80, 1, lambda p, w: 0, self._post_code, name="post"))
+        machine.ports.register(PortRange(0x92, 1, lambda p, w: self.port92,
+                                         self._write_92, name="port92"))
+        self.lapic = LocalApic()
+        self.ioapic = IoApic()
+        self._map_firmware(bios_path)
+        self.scraper = TextScraper(machine.memory.data, self.vga, self._console_out)
+        self.deadline: int | None = None
+        self._scrape_period = max(1, clock.ips * SCRAPE_US // 1_000_000)
+        self.deadline = clock.instructions + self._scrape_period
+        clock.add_timer(self)
+        self.console_tail = ""
+        self.until_seen = False
+        self.no_boot_device = False
+        self.resets = 0
+        cpu.reset_real_mode(0xF000, 0xFFF0, ss=0, sp=0)
+
+    # -- platform wiring -------------------------------------------------------------
+    def _make_fw_cfg(self, vgabios_path: Path | None, menu_wait_ms: int) -> FwCfg:
+        size = self.machine.memory.size
+        cfg = FwCfg()
+        cfg.set_int(RAM_SIZE, size, 8)
+        cfg.set_int(NB_CPUS, 1, 2)
+        cfg.set_int(MAX_CPUS, 1, 2)
+        cfg.set_int(NOGRAPHIC, 0, 2)
+        cfg.set_int(BOOT_MENU, 1, 2)
+        cfg.add_file("etc/e820", e820_table([(0, size, E820_RAM)]))
+        cfg.add_file("etc/boot-menu-wait", menu_wait_ms.to_bytes(2, "little"))
+        if vgabios_path is not None and Path(vgabios_path).exists():
+            cfg.add_file("vgaroms/vgabios-stdvga.bin", Path(vgabios_path).read_bytes())
+        return cfg
+
+    def _map_firmware(self, bios_path: Path) -> None:
+        rom = Path(bios_path).read_bytes()
+        if len(rom) % PAGE or not 0 < len(rom) <= 0x20000:
+            raise ValueError(f"{bios_path}: expected a 128 KiB (or smaller, 4 KiB aligned) BIOS")
+        uc = self.cpu.uc
+        high = (1 << 32) - len(rom)
+        uc.mem_map(high, len(rom), UC_PROT_ALL)
+        uc.mem_write(high, rom)
+        self.machine.memory.write(0x100000 - len(rom), rom)
+        for base, model in ((LAPIC_BASE, self.lapic), (IOAPIC_BASE, self.ioapic)):
+            uc.mmio_map(base, PAGE,
+                        lambda _uc, off, size, m: m.read(off, size), model,
+                        lambda _uc, off, size, value, m: m.write(off, size, value), model)
+
+    def _ide_io_changed(self, base: int, io_enabled: bool, bus_master: bool) -> None:
+        ports = self.machine.ports
+        for rng in self._bm_ranges:
+            ports.unregister(rng)
+        self._bm_ranges = []
+        if not io_enabled or not base:
+            return
+        for engine in self.machine.bus_masters:
+            engine.base = base + engine.channel.number * BM_CHANNEL_STRIDE
+            rng = engine.port_range()
+            ports.register(rng)
+            self._bm_ranges.append(rng)
+
+    def _next_key(self) -> int | None:
+        kb = self.keyboard
+        if kb.script:
+            key = kb.script.popleft()
+        elif kb.live is not None:
+            key = kb.live()
+        else:
+            return None
+        if key is not None:
+            kb.typed.append(key)
+        return key
+
+    def _reset(self) -> None:
+        self.resets += 1
+        self.cpu.fail("the guest reset the machine (8042 pulse)")
+
+    def _write_92(self, port: int, width: int, value: int) -> None:
+        self.port92 = (value & 0xFE) | 0x02
+        if value & 0x01:
+            self.resets += 1
+            self.cpu.fail("the guest reset the machine (port 92h)")
+
+    def _post_code(self, port: int, width: int, value: int) -> None:
+        self.post_codes.append(value & 0xFF)
+
+    # -- output ------------------------------------------------------------------------
+    def _debug_out(self, port: int, width: int, value: int) -> None:
+        self.debug_bytes.append(value & 0xFF)
+
+    @property
+    def debug_log(self) -> str:
+        """What SeaBIOS wrote to its debug port (402h)."""
+        return self.debug_bytes.decode("latin-1")
+
+    def _check_until(self, text: str) -> None:
+        until = self.options.until
+        if until is None or self.until_seen:
+            return
+        self.console_tail = (self.console_tail + text)[-(len(until) + 256):]
+        if until in self.console_tail:
+            self.until_seen = True
+            self.cpu.request_stop(StopReason.STOPPED)
+
+    def _console_out(self, text: str) -> None:
+        if self.options.on_console is not None:
+            self.options.on_console(text)
+        self._check_until(text)
+        if NO_BOOT_DEVICE in text:
+            self.no_boot_device = True
+            self.cpu.request_stop(StopReason.STOPPED)
+
+    def _serial_out(self, data: bytes) -> None:
+        text = data.decode("latin-1")
+        self.serial_text.append(text)
+        if self.options.on_serial is not None:
+            self.options.on_serial(text)
+        self._check_until(text)
+
+    def fire(self) -> None:
+        """Clock timer: look at the text frame."""
+        self.scraper.poll()
+        assert self.deadline is not None
+        self.deadline += self._scrape_period
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self) -> object:
+        from emu.boot import BootResult, ExitStatus
+
+        started = time.monotonic()
+        result = BootResult(ExitStatus.OK, "", machine=self.machine, drive=self.drive)
+        try:
+            result.status, result.message = self._run_cpu(started)
+        finally:
+            self.scraper.poll()
+            result.console = "".join(self.scraper.stream)
+            result.serial = "".join(self.serial_text)
+            result.screen = self.scraper.text()
+            result.instructions = self.cpu.clock.instructions
+            result.virtual_seconds = self.cpu.clock.seconds
+            result.wall_seconds = time.monotonic() - started
+            result.firmware_log = self.debug_log.splitlines()
+            for medium in self.media:
+                medium.close()
+        return result
+
+    def _run_cpu(self, started: float) -> tuple[object, str]:
+        from emu.boot import RUN_CHUNK, ExitStatus
+
+        opts = self.options
+        cpu = self.cpu
+        limit = opts.max_instructions
+        if opts.timeout is not None:
+            by_time = cpu.clock.to_instructions(opts.timeout)
+            limit = by_time if limit is None else min(limit, by_time)
+        until_missing = ExitStatus.UNTIL_NOT_SEEN if opts.until is not None else ExitStatus.OK
+        while True:
+            chunk = RUN_CHUNK
+            if limit is not None:
+                chunk = min(chunk, limit - cpu.clock.instructions)
+                if chunk <= 0:
+                    return ExitStatus.LIMIT, (
+                        f"stopped at the limit after {cpu.clock.instructions:,} instructions "
+                        f"({cpu.clock.seconds:.2f} s of guest time)")
+            try:
+                outcome = cpu.run(chunk)
+            except CpuFault as exc:
+                return ExitStatus.BOOT_FAILED, f"CPU fault: {exc}"
+            if self.until_seen:
+                return ExitStatus.OK, f"saw {opts.until!r}"
+            if self.no_boot_device:
+                return ExitStatus.BOOT_FAILED, "SeaBIOS: No bootable device."
+            if outcome.reason is StopReason.HALTED:
+                return until_missing, f"the guest halted at {cpu.where()}"
+            if outcome.reason is StopReason.IDLE:
+                return until_missing, f"the guest idles with nothing to wake it at {cpu.where()}"
+            if opts.wall_timeout is not None and time.monotonic() - started > opts.wall_timeout:
+                return ExitStatus.LIMIT, f"wall-clock deadline of {opts.wall_timeout} s reached"
+
+
+def run_seabios_boot(options: object, drives: list[DriveSpec] | None = None,
+                     **kwargs: object) -> object:
+    """Boot under SeaBIOS (see the module docstring); returns a ``BootResult``."""
+    return SeaBiosSession(options, drives, **kwargs).run()  # type: ignore[arg-type]
