@@ -86,6 +86,8 @@ class BootOptions:
     on_loaded: Callable[[LoadedImage], None] | None = None
     """Called once the firmware loaded the boot image, before the CPU starts."""
     memory_size: int = 16 << 20
+    firmware: str = "builtin"
+    """``"builtin"`` (the Python BIOS) or ``"seabios"`` (emu.firmware.seabios)."""
 
 
 @dataclass
@@ -256,4 +258,8 @@ class BootSession:
 
 def run_boot(options: BootOptions) -> BootResult:
     """Boot ``options.iso`` (the built-in sample by default) and report how it went."""
+    if options.firmware == "seabios":
+        from emu.firmware.seabios import run_seabios_boot
+
+        return run_seabios_boot(options)  # type: ignore[return-value]
     return BootSession(options).run()

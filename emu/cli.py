@@ -21,6 +21,7 @@ from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
 from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.keyboard import parse_keys
+from emu.firmware.seabios import SEABIOS_BIN
 from emu.machine import Machine
 
 SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
@@ -92,13 +93,21 @@ def cmd_boot(args: argparse.Namespace) -> int:
         on_console=None if args.serial else echo,
         on_serial=echo if args.serial else None,
         on_loaded=lambda loaded: print_boot_summary(iso, loaded),
+        firmware=args.firmware,
     )
+    if args.firmware == "seabios":
+        print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at bus "
+              f"{args.bus}, device {args.device}\n", flush=True)
     try:
         result = run_boot(options)
     finally:
         if live is not None:
             live.close()
-    if result.loaded is None:
+    if args.firmware == "seabios":
+        if args.firmware_log:
+            print("\n--- SeaBIOS debug log (port 402h) " + "-" * 45, file=sys.stderr)
+            print("\n".join(result.firmware_log), file=sys.stderr)
+    elif result.loaded is None:
         for line in result.firmware_log:
             print(line)
         print(result.message, file=sys.stderr)
@@ -109,8 +118,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
         print("-" * 80)
     # The virtual clock advances by whole slices (Unicorn reports no instruction count
     # for a slice that a hook stops early), so it is not shown as a measurement here.
-    print(f"\n[emu] {result.message} ({result.wall_seconds:.2f} s wall, "
-          f"{result.sectors_read} CD sectors read by INT 13h)", file=sys.stderr)
+    reads = ("SeaBIOS" if args.firmware == "seabios"
+             else f"{result.sectors_read} CD sectors read by INT 13h")
+    print(f"\n[emu] {result.message} ({result.wall_seconds:.2f} s wall, {reads})",
+          file=sys.stderr)
     return int(result.status)
 
 
@@ -213,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream COM1 (and port E9h) output instead of the screen text")
     p.add_argument("--no-interactive", dest="interactive", action="store_false",
                    help="do not read keys from the terminal after --keys runs out")
+    p.add_argument("--firmware", choices=("builtin", "seabios"), default="builtin",
+                   help="builtin: the Python BIOS (default, fast); seabios: Debian's SeaBIOS "
+                        "from its reset vector (see docs/seabios.md)")
+    p.add_argument("--firmware-log", action="store_true",
+                   help="with --firmware seabios: print SeaBIOS's debug output (port 402h)")
     p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser("info", help="what pycdlib sees in an image")

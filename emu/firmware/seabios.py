@@ -91,13 +91,19 @@ DEFAULT_MENU_WAIT_MS = 300
 NO_BOOT_DEVICE = "No bootable device."
 
 
+def _kept(old: str, new: str) -> bool:
+    """Does row text ``new`` keep what ``old`` showed (same, grown, or filling a blank row)?"""
+    return not old or new.startswith(old)
+
+
 class TextScraper:
     """Turns the 80×25 text frame at B8000h into a stream of appearing text.
 
-    Each poll compares the frame with the last one: a scroll (the old rows
-    moved up by *k*) is recognised first; then every changed row is emitted —
-    only the new tail when the row grew from its old content, else the whole
-    row on a new line.
+    Each poll compares the frame with the last one.  When some row lost its
+    old text, a scroll is looked for first: the smallest *k* such that the old
+    rows moved up by *k* are all still there (unchanged, grown, or blank
+    before).  Then every changed, non-blank row is emitted — only the new tail
+    when the row grew from its old content, else the whole row on a new line.
     """
 
     def __init__(self, ram: np.ndarray, vga: VgaRegisters, on_text: object = None) -> None:
@@ -129,14 +135,16 @@ class TextScraper:
             self.changed = False
             return ""
         self.changed = True
-        for k in range(1, ROWS):
-            if new[: ROWS - k] == old[k:] and any(old[:k]):
-                old = old[k:] + [""] * k
-                self.last_row = max(0, self.last_row - k)
-                break
+        if not all(_kept(o, n) for o, n in zip(old, new, strict=True)):
+            for k in range(1, ROWS):
+                moved = old[k:]
+                if any(moved) and all(_kept(o, n) for o, n in zip(moved, new, strict=False)):
+                    old = moved + [""] * k
+                    self.last_row = max(0, self.last_row - k)
+                    break
         out: list[str] = []
         for r in range(ROWS):
-            if new[r] == old[r]:
+            if new[r] == old[r] or not new[r]:
                 continue
             if r == self.last_row and new[r].startswith(old[r]):
                 out.append(new[r][len(old[r]):])
