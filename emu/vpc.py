@@ -200,20 +200,39 @@ def api(
         def member(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
             with self._lock:
                 try:
-                    return fn(self, *args, **kwargs)
-                except VMError:
+                    result = fn(self, *args, **kwargs)
+                except VMError as exc:
+                    _trace_call(self, fn.__name__, args, exc)
                     raise
                 except OSError as exc:
                     cls = io_error or DispExceptionError
-                    raise cls(f"{fn.__name__}: host I/O error: {exc}") from exc
+                    error = cls(f"{fn.__name__}: host I/O error: {exc}")
+                    _trace_call(self, fn.__name__, args, error)
+                    raise error from exc
                 except Exception as exc:
-                    raise DispExceptionError(
+                    error = DispExceptionError(
                         f"{fn.__name__}: unexpected {type(exc).__name__}: {exc}"
-                    ) from exc
+                    )
+                    _trace_call(self, fn.__name__, args, error)
+                    raise error from exc
+                _trace_call(self, fn.__name__, args, None)
+                return result
 
         return member
 
     return wrap
+
+
+def _trace_call(obj: object, name: str, args: tuple[object, ...], error: VMError | None) -> None:
+    """Emit an ``api`` trace event (call, arguments, HRESULT) if the VM is being traced."""
+    vm = obj if isinstance(obj, VirtualMachine) else getattr(obj, "_vm", None)
+    tracer = getattr(getattr(vm, "machine", None), "trace", None)
+    if tracer is None:
+        return
+    hresult, hr_name = (error.hresult, error.name) if error is not None else (0, "S_OK")
+    tracer.emit("api", type(obj).__name__, call=f"{type(obj).__name__}.{name}",
+                args=[os.fspath(a) if isinstance(a, os.PathLike) else a for a in args],
+                hresult=hresult, name=hr_name)
 
 
 def _check_location(bus: object, device: object) -> tuple[int, int]:

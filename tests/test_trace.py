@@ -254,3 +254,34 @@ def test_emu_trace_vcd_option_writes_a_waveform(tmp_path, capsys):
     assert "$var wire 1" in text and "INTRQ" in text and "byte_count" in text
     ch = changes(path, ["BSY"])
     assert 1 in values(ch["BSY"])  # SRST holds BSY
+
+
+def test_management_api_calls_are_traced_with_their_hresults(tmp_path):
+    from devices.trace import Tracer
+    from emu import VirtualPC
+    from emu.hresult import VMError
+    from emu.trace import render
+    from images.builders import build_patterned_iso
+
+    iso = build_patterned_iso(tmp_path / "api.iso", data_sectors=4, boot=False)
+    with VirtualPC() as vpc:
+        vm = vpc.create_virtual_machine("traced")
+        dvd = vm.add_dvd_drive(1, 0)
+        tracer = Tracer()
+        vm.machine.set_trace(tracer)
+        dvd.attach_image(iso)
+        dvd.release_image()
+        try:
+            dvd.release_image()  # nothing captured: VM_E_MEDIA_WRONG_TYPE
+        except VMError:
+            pass
+    calls = [e.fields for e in tracer.events if e.kind == "api"]
+    assert [(c["call"], c["hresult"], c["name"]) for c in calls] == [
+        ("DVDDrive.attach_image", 0, "S_OK"),
+        ("DVDDrive.release_image", 0, "S_OK"),
+        ("DVDDrive.release_image", 0xA0040728, "VM_E_MEDIA_WRONG_TYPE"),
+    ]
+    assert calls[0]["args"] == [str(iso)]
+    lines = render(tracer.events)
+    assert any("api: DVDDrive.release_image() → VM_E_MEDIA_WRONG_TYPE (0xA0040728)" in line
+               for line in lines)
