@@ -147,8 +147,10 @@ class PortBus:
 
     def outsw(self, port: int, data: np.ndarray | bytes) -> None:
         """Write words (an array, or bytes taken as little-endian words) to ``port``."""
-        arr = np.frombuffer(data, dtype=_DTYPE[2]) if isinstance(data, bytes | bytearray) else data
-        self.write_string(port, 2, np.asarray(arr, dtype=_DTYPE[2]))
+        if isinstance(data, bytes | bytearray):
+            self.write_string(port, 2, np.frombuffer(data, dtype=_DTYPE[2]))
+        else:
+            self.write_string(port, 2, np.asarray(data, dtype=_DTYPE[2]))
 
     def outsl(self, port: int, data: np.ndarray | bytes) -> None:
         arr = np.frombuffer(data, dtype=_DTYPE[4]) if isinstance(data, bytes | bytearray) else data

@@ -450,8 +450,8 @@ class AtapiDrive(IdeDevice):
             self._execute_packet()
 
     def data_write_string(self, width: int, data: np.ndarray) -> None:
-        """``rep outs``: CDB words one by one, data-out blocks one numpy copy each."""
-        raw = np.ascontiguousarray(data).view(np.uint8)
+        """``rep outs``: the CDB in one slice, data-out blocks one numpy copy each."""
+        raw = (data if data.flags.c_contiguous else np.ascontiguousarray(data)).view(np.uint8)
         if self.trace is not None and self.stage is Stage.PIO_OUT:  # CDBs have their own event
             self._trace_string("out", width, data.size, raw[:16])
         i = 0
