@@ -283,3 +283,31 @@ def test_dma_packet_aborts_when_no_bus_master_is_wired():
     m.outb(0x1F1, 0x01)
     g.command(0xA0)
     assert g.status() == 0x41 and g.error() == 0x04
+
+
+def identify_words(g: Guest) -> list[int]:
+    g.command(0xA1)
+    raw = g.read_words(256)
+    g.status()
+    return [int.from_bytes(raw[i : i + 2], "little") for i in range(0, 512, 2)]
+
+
+def test_set_features_transfer_mode_shows_in_identify_packet_data(rig):
+    """SET FEATURES 03h (ATA/ATAPI-7 vol 1 §6.47.11) selects a mode; IDENTIFY words
+    63 and 88 report it in their high bytes (vol 1 table 26)."""
+    m, drive, g = rig
+    words = identify_words(g)
+    assert words[49] & 0x0100  # DMA supported: the board has a bus-master engine
+    assert words[63] == 0x0007 and words[88] == 0x003F  # supported, none selected
+    m.outb(0x1F1, 0x03)
+    m.outb(0x1F2, 0x42)  # 01000 010: Ultra DMA mode 2
+    g.command(0xEF)
+    assert g.status() == 0x50
+    words = identify_words(g)
+    assert words[88] == 0x003F | (1 << 10) and words[63] == 0x0007
+    m.outb(0x1F1, 0x03)
+    m.outb(0x1F2, 0x21)  # 00100 001: multiword DMA mode 1
+    g.command(0xEF)
+    g.status()
+    words = identify_words(g)
+    assert words[63] == 0x0007 | (1 << 9) and words[88] == 0x003F
