@@ -226,9 +226,14 @@ class I8042:
 
     # -- typing ------------------------------------------------------------------------------
     def can_type(self) -> bool:
-        """Is the keyboard able to send a key now (enabled, buffer empty)?"""
-        return (self.scanning and not self.queue
-                and not self.command_byte & CMD_KBD_DISABLE and self.keys is not None)
+        """Is the keyboard able to send a key now?
+
+        Scanning on, the output buffer empty, the keyboard clock enabled and its
+        interrupt enabled in the command byte: a BIOS enables the interrupt last,
+        once its keyboard set-up is done, so no key lands in the middle of it.
+        """
+        return (self.scanning and not self.queue and self.keys is not None
+                and self.command_byte & (CMD_KBD_DISABLE | CMD_KBD_INT) == CMD_KBD_INT)
 
     def type_next(self) -> bool:
         """Type the next key from the source, if there is one; True if a key went out."""

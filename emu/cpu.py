@@ -54,6 +54,7 @@ from typing import Protocol
 import numpy as np
 from unicorn import (
     UC_ARCH_X86,
+    UC_HOOK_CODE,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_HOOK_MEM_FETCH_UNMAPPED,
@@ -190,6 +191,13 @@ class Cpu:
         self.software_interrupt: Callable[[int], bool] | None = None
         """Called for ``int n`` in real mode before IVT delivery; True means served."""
         self.on_stop_check: Callable[[], None] | None = None
+        self.irq_window: tuple[int, int] | None = None
+        """Linear range ``[start, end)`` of firmware code that opens short ``sti``
+        windows (``sti; nop; cli``).  While an IRQ waits with IF clear, a code hook
+        over this range stops at the first instruction that runs with IF set, so the
+        IRQ is delivered in the window as on hardware instead of only between slices."""
+        self._window_hook: int | None = None
+        self._window_shadow = False
         self.string_fast_path = True
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
@@ -455,11 +463,38 @@ class Cpu:
     def _inject_irq(self) -> bool:
         """Deliver one pending hardware interrupt if IF allows; True if delivered."""
         if self.interrupts is None or not self.interrupts.pending():
+            self._arm_irq_window(False)
             return False
         if not self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_IF:
+            self._arm_irq_window(True)
             return False
         self.deliver(self.interrupts.acknowledge())
         return True
+
+    def _arm_irq_window(self, armed: bool) -> None:
+        """Install or remove the :attr:`irq_window` code hook (between slices only)."""
+        if self.irq_window is None or armed == (self._window_hook is not None):
+            return
+        if armed:
+            start, end = self.irq_window
+            self._window_hook = self.uc.hook_add(UC_HOOK_CODE, self._hook_window, None,
+                                                 start, end - 1)
+        else:
+            assert self._window_hook is not None
+            self.uc.hook_del(self._window_hook)
+            self._window_hook = None
+
+    def _hook_window(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        # Interrupts are recognised after the instruction that follows STI, MOV SS
+        # or POP SS (the interrupt shadow, SDM vol 3 §6.8.3), never right after them.
+        shadow, self._window_shadow = self._window_shadow, False
+        code = self.ram[address : address + 2]
+        first = int(code[0]) if len(code) else 0
+        if first in (0xFB, 0x17) or (first == 0x8E and len(code) > 1
+                                      and (int(code[1]) >> 3) & 7 == 2):
+            self._window_shadow = True
+        if not shadow and uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_IF:
+            uc.emu_stop()
 
     def run(self, max_instructions: int | None = None) -> RunResult:
         """Run until halted, stopped by a hook, idle, or ``max_instructions`` more.

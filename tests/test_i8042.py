@@ -91,6 +91,8 @@ def test_no_typing_while_the_guest_is_busy_or_the_keyboard_disabled() -> None:
     clock.instructions += clock.ips
     clock.fire_due()
     assert not kbc.queue
+    kbc.write(0x64, 1, 0x60)
+    kbc.write(0x60, 1, 0x41)  # keyboard interrupt on: the BIOS finished its set-up
     kbc.write(0x64, 1, 0xAD)  # disable keyboard
     assert not kbc.type_next()
     kbc.write(0x64, 1, 0xAE)

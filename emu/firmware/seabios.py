@@ -38,10 +38,13 @@ into the text stream (so anything written straight into B8000h shows too).
 There is no Bochs VBE interface, so SeaVGABIOS falls back to plain VGA.
 
 fw_cfg makes POST shorter and simpler: the memory map comes from
-``etc/e820`` instead of CMOS probing; ``etc/boot-menu-wait`` bounds the
-"Press ESC for boot menu" wait (idle time, skipped to the next tick while
-the CPU halts); ESC in ``--keys`` opens the menu, whose list names each
-drive as SeaBIOS sees it (``DVD/CD [ata1-0: <model> ATAPI-<n> DVD/CD]``).
+``etc/e820`` instead of CMOS probing.  The boot menu (fw_cfg item 0Eh) is
+offered only when ``--keys`` starts with ESC (or keys come from a terminal):
+then SeaBIOS prints "Press ESC for boot menu.", waits ``etc/boot-menu-wait``
+ms (idle time, skipped while the CPU halts), and the ESC opens its list,
+which names each drive as SeaBIOS sees it (``DVD/CD [ata1-0: <model>
+ATAPI-<n> DVD/CD]``); the next key picks the entry.  Otherwise SeaBIOS boots
+straight away and the first scripted key reaches the loader.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from unicorn import UC_PROT_ALL
+from unicorn import UC_HOOK_CODE, UC_PROT_ALL
 
 from devices.apic import IOAPIC_BASE, LAPIC_BASE, PAGE, IoApic, LocalApic
 from devices.atapi.drive import AtapiDrive
@@ -89,6 +92,17 @@ SCRAPE_US = 2_000
 DEFAULT_MENU_WAIT_MS = 300
 """``etc/boot-menu-wait``: long enough for a scripted ESC, idle time otherwise."""
 NO_BOOT_DEVICE = "No bootable device."
+INPUT_WAIT_SECONDS = 3.0
+"""Virtual seconds of an unchanged screen with no keys left to type that mean "the
+guest waits for keyboard input" (the hardware-level view of a blocked INT 16h)."""
+INT16_ENTRY = 0xFE82E
+"""F000:E82E, the IBM-compatible fixed entry point of INT 16h, where SeaBIOS keeps it."""
+POLLS_BEFORE_TYPING = 4
+"""A scripted key is typed when the CPU halts waiting for an interrupt, or after the
+guest called INT 16h this many times with SeaBIOS's key buffer empty (a loader polling
+AH=01h does not halt) — the same rule as the built-in BIOS's typist."""
+BDA_KBD_HEAD, BDA_KBD_TAIL = 0x41A, 0x41C
+ESC_KEY = 0x011B
 
 
 def _kept(old: str, new: str) -> bool:
@@ -182,7 +196,8 @@ class SeaBiosSession:
 
     def __init__(self, options: object, drives: list[DriveSpec] | None = None,
                  bios_path: Path = SEABIOS_BIN, vgabios_path: Path | None = VGABIOS_BIN,
-                 menu_wait_ms: int = DEFAULT_MENU_WAIT_MS) -> None:
+                 menu_wait_ms: int = DEFAULT_MENU_WAIT_MS, boot_menu: bool | None = None
+                 ) -> None:
         from emu.boot import SAMPLE_ISO, BootOptions
 
         assert isinstance(options, BootOptions)
@@ -203,11 +218,12 @@ class SeaBiosSession:
         self.pic = Pic8259Pair()
         self.pic.connect(machine.irqs)
         cpu.interrupts = self.pic
+        cpu.irq_window = (0xF0000, 0x100000)  # SeaBIOS's 16-bit code: sti; nop; cli windows
         self.pit = Pit8254(clock, machine.irqs[0])
         self.cmos = Cmos(clock, machine.memory.size)
         self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
         self.kbc = I8042(machine.irqs[1], machine.irqs[12], keys=self._next_key,
-                         typing_allowed=lambda: cpu.halted, on_reset=self._reset,
+                         typing_allowed=self._typing_allowed, on_reset=self._reset,
                          clock=clock)
         self._bm_ranges: list[PortRange] = []
         for engine in machine.bus_masters:  # placed by BAR 4, when the guest enables I/O
@@ -215,7 +231,11 @@ class SeaBiosSession:
             if registered is not None:
                 machine.ports.unregister(registered)
         self.pci: PciBus = pc_pci_bus(0, self._ide_io_changed)
-        self.fw_cfg = self._make_fw_cfg(vgabios_path, menu_wait_ms)
+        if boot_menu is None:
+            script = self.keyboard.script
+            boot_menu = options.live_keys is not None or (bool(script) and script[0] == ESC_KEY)
+        self.boot_menu = boot_menu
+        self.fw_cfg = self._make_fw_cfg(vgabios_path, menu_wait_ms, boot_menu)
         self.vga = VgaRegisters()
         self.serial_text: list[str] = []
         self.serial = Uart16550(on_output=self._serial_out)
@@ -242,18 +262,23 @@ class SeaBiosSession:
         self.console_tail = ""
         self.until_seen = False
         self.no_boot_device = False
+        self.waiting_for_input = False
+        self._idle_since = clock.instructions
+        self._empty_polls = 0
+        cpu.uc.hook_add(UC_HOOK_CODE, self._int16_called, None, INT16_ENTRY, INT16_ENTRY)
         self.resets = 0
         cpu.reset_real_mode(0xF000, 0xFFF0, ss=0, sp=0)
 
     # -- platform wiring -------------------------------------------------------------
-    def _make_fw_cfg(self, vgabios_path: Path | None, menu_wait_ms: int) -> FwCfg:
+    def _make_fw_cfg(self, vgabios_path: Path | None, menu_wait_ms: int,
+                     boot_menu: bool) -> FwCfg:
         size = self.machine.memory.size
         cfg = FwCfg()
         cfg.set_int(RAM_SIZE, size, 8)
         cfg.set_int(NB_CPUS, 1, 2)
         cfg.set_int(MAX_CPUS, 1, 2)
         cfg.set_int(NOGRAPHIC, 0, 2)
-        cfg.set_int(BOOT_MENU, 1, 2)
+        cfg.set_int(BOOT_MENU, int(boot_menu), 2)
         cfg.add_file("etc/e820", e820_table([(0, size, E820_RAM)]))
         cfg.add_file("etc/boot-menu-wait", menu_wait_ms.to_bytes(2, "little"))
         if vgabios_path is not None and Path(vgabios_path).exists():
@@ -287,6 +312,15 @@ class SeaBiosSession:
             ports.register(rng)
             self._bm_ranges.append(rng)
 
+    def _typing_allowed(self) -> bool:
+        return self.cpu.halted or self._empty_polls >= POLLS_BEFORE_TYPING
+
+    def _int16_called(self, uc: object, address: int, size: int, _user: object) -> None:
+        ram = self.machine.memory.data
+        if ram[BDA_KBD_HEAD:BDA_KBD_HEAD + 2].tobytes() == ram[BDA_KBD_TAIL:BDA_KBD_TAIL + 2
+                                                              ].tobytes():
+            self._empty_polls += 1
+
     def _next_key(self) -> int | None:
         kb = self.keyboard
         if kb.script:
@@ -297,6 +331,7 @@ class SeaBiosSession:
             return None
         if key is not None:
             kb.typed.append(key)
+            self._empty_polls = 0
         return key
 
     def _reset(self) -> None:
@@ -346,10 +381,19 @@ class SeaBiosSession:
         self._check_until(text)
 
     def fire(self) -> None:
-        """Clock timer: look at the text frame."""
+        """Clock timer: look at the text frame; notice a guest that waits for keys."""
         self.scraper.poll()
         assert self.deadline is not None
         self.deadline += self._scrape_period
+        kb = self.keyboard
+        idle = (not self.scraper.changed and not kb.script
+                and kb.live is None and not self.kbc.queue)
+        if not idle:
+            self._idle_since = self.deadline
+        elif self.deadline - self._idle_since >= self.cpu.clock.to_instructions(
+                INPUT_WAIT_SECONDS):
+            self.waiting_for_input = True
+            self.cpu.request_stop(StopReason.STOPPED)
 
     # -- the run -----------------------------------------------------------------------
     def run(self) -> object:
@@ -398,6 +442,8 @@ class SeaBiosSession:
                 return ExitStatus.OK, f"saw {opts.until!r}"
             if self.no_boot_device:
                 return ExitStatus.BOOT_FAILED, "SeaBIOS: No bootable device."
+            if self.waiting_for_input:
+                return until_missing, "the guest waits for keyboard input"
             if outcome.reason is StopReason.HALTED:
                 return until_missing, f"the guest halted at {cpu.where()}"
             if outcome.reason is StopReason.IDLE:
