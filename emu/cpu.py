@@ -87,6 +87,8 @@ _SEG_REGS = {"cs": X.UC_X86_REG_CS, "ds": X.UC_X86_REG_DS, "es": X.UC_X86_REG_ES
              "ss": X.UC_X86_REG_SS, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS}
 _PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
 _DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_DELIVER_REGS = [X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_EIP, X.UC_X86_REG_CR0,
+                 X.UC_X86_REG_SS, X.UC_X86_REG_ESP]
 
 
 class CpuFault(Exception):
@@ -309,10 +311,22 @@ class Cpu:
         is a fault this PC reports instead of a triple-fault reset).
         """
         uc = self.uc
-        flags = uc.reg_read(X.UC_X86_REG_EFLAGS)
-        cs = uc.reg_read(X.UC_X86_REG_CS)
-        eip = uc.reg_read(X.UC_X86_REG_EIP)
-        if not self.protected:
+        flags, cs, eip, cr0, ss, esp = uc.reg_read_batch(_DELIVER_REGS)
+        if not cr0 & CR0_PE and (esp & 0xFFFF) >= 6:
+            # Real mode, the common case in one batch: the FLAGS, CS, IP frame is
+            # six bytes written at once (SS base = SS × 16 in real mode).
+            ip, seg = struct.unpack_from("<HH", self.ram, vector * 4)
+            sp = (esp & 0xFFFF) - 6
+            uc.mem_write((ss << 4) + sp, struct.pack("<HHH", eip & 0xFFFF, cs, flags & 0xFFFF))
+            uc.reg_write_batch([
+                (X.UC_X86_REG_ESP, (esp & 0xFFFF_0000) | sp),
+                (X.UC_X86_REG_EFLAGS, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC)),
+                (X.UC_X86_REG_CS, seg),
+                (X.UC_X86_REG_EIP, ip),
+            ])
+            self.halted = False
+            return
+        if not cr0 & CR0_PE:
             ip, seg = struct.unpack_from("<HH", self.ram, vector * 4)
             self.push16(flags)
             self.push16(cs)

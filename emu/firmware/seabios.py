@@ -92,7 +92,7 @@ SCRAPE_US = 2_000
 DEFAULT_MENU_WAIT_MS = 300
 """``etc/boot-menu-wait``: long enough for a scripted ESC, idle time otherwise."""
 NO_BOOT_DEVICE = "No bootable device."
-INPUT_WAIT_SECONDS = 3.0
+INPUT_WAIT_SECONDS = 1.0
 """Virtual seconds of an unchanged screen with no keys left to type that mean "the
 guest waits for keyboard input" (the hardware-level view of a blocked INT 16h)."""
 INT16_ENTRY = 0xFE82E
@@ -386,8 +386,7 @@ class SeaBiosSession:
         assert self.deadline is not None
         self.deadline += self._scrape_period
         kb = self.keyboard
-        idle = (not self.scraper.changed and not kb.script
-                and kb.live is None and not self.kbc.queue)
+        idle = not self.scraper.changed and not kb.script and kb.live is None
         if not idle:
             self._idle_since = self.deadline
         elif self.deadline - self._idle_since >= self.cpu.clock.to_instructions(
