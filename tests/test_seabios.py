@@ -232,3 +232,33 @@ def test_run_boot_and_the_cli_select_seabios() -> None:
     assert out.returncode == 0, out.stderr
     assert "SeaBIOS (version" in out.stdout and "checksum OK" in out.stdout
     assert drive_label(1, 0) in out.stderr
+
+
+def test_bus_master_registers_follow_bar4_and_the_command_register() -> None:
+    session = SeaBiosSession(BootOptions(iso=SAMPLE_PATH, firmware="seabios"))
+    ports, ide = session.machine.ports, session.pci.functions[(1, 1)]
+    engines = session.machine.bus_masters
+    assert ports.claimed(0xC000) is None and not engines[0].bus_master_enabled
+    addr = 0x8000_0000 | (1 << 11) | (1 << 8)
+    ports.outl(0xCF8, addr | 0x20)
+    ports.outl(0xCFC, 0xD000)
+    ports.outl(0xCF8, addr | 0x04)
+    ports.outw(0xCFC, 0x0001)  # I/O space only
+    assert ports.claimed(0xD000) is not None and ports.claimed(0xD008) is not None
+    assert not engines[1].bus_master_enabled
+    ports.outw(0xCFC, 0x0005)  # and bus master
+    assert engines[0].bus_master_enabled and ide.bm_base == 0xD000
+    ports.outw(0xCFC, 0x0000)
+    assert ports.claimed(0xD000) is None
+    for medium in session.media:
+        medium.close()
+
+
+def test_isolinux_gets_typed_keys_through_the_8042(isolinux_iso):  # noqa: F811
+    result, session, _ = seabios_boot(iso=isolinux_iso, keys="ls.c32 /\\r")
+    assert result.status is ExitStatus.OK, result.message
+    assert "waits for keyboard input" in result.message
+    assert "Press ESC" not in result.console  # no boot menu unless the keys start with ESC
+    listing = result.console[result.console.index("boot: ls.c32 /") :]
+    assert "isolinux" in listing
+    assert session.kbc.typed[:2] == [0x266C, 0x1F73]  # 'l', 's' as INT 16h words

@@ -160,6 +160,10 @@ class BusMasterDma:
         self.memory = memory
         self.base = base
         self.name = f"bmdma{channel.number}"
+        self.bus_master_enabled = True
+        """The PCI command register's bus master bit (PCI 2.1 §6.2.2): with it clear
+        the engine cannot start bus cycles and moves nothing.  A board without PCI
+        configuration leaves it set."""
         channel.irq.listeners.append(self._irq_changed)
         self.reset()
 
@@ -239,7 +243,7 @@ class BusMasterDma:
         Called when START is set and from the channel when a unit enters its
         DMA data phase (``IdeDevice.dma_request``).
         """
-        if not (self.command & _START and self.status & _ACTIVE):
+        if not (self.command & _START and self.status & _ACTIVE and self.bus_master_enabled):
             return
         unit = self._requesting_unit()
         if unit is None:

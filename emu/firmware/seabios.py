@@ -227,6 +227,7 @@ class SeaBiosSession:
                          clock=clock)
         self._bm_ranges: list[PortRange] = []
         for engine in machine.bus_masters:  # placed by BAR 4, when the guest enables I/O
+            engine.bus_master_enabled = False  # until the PCI command register says so
             registered = machine.ports.claimed(engine.base)
             if registered is not None:
                 machine.ports.unregister(registered)
@@ -304,6 +305,9 @@ class SeaBiosSession:
         for rng in self._bm_ranges:
             ports.unregister(rng)
         self._bm_ranges = []
+        for engine in self.machine.bus_masters:
+            engine.bus_master_enabled = bus_master
+            engine.service()  # a transfer that waited for the bit goes on now
         if not io_enabled or not base:
             return
         for engine in self.machine.bus_masters:
