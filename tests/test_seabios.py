@@ -262,3 +262,13 @@ def test_isolinux_gets_typed_keys_through_the_8042(isolinux_iso):  # noqa: F811
     listing = result.console[result.console.index("boot: ls.c32 /") :]
     assert "isolinux" in listing
     assert session.kbc.typed[:2] == [0x266C, 0x1F73]  # 'l', 's' as INT 16h words
+
+
+def test_grub_command_line_through_the_8042(grub_iso):  # noqa: F811
+    # 'c' at the menu, then "ls /": GRUB polls INT 16h from protected mode; the keys
+    # reach it as IRQ 1 delivered in SeaBIOS's sti windows.
+    result, _, traffic = seabios_boot(iso=grub_iso, keys="cls /\\r", until="boot.catalog")
+    assert result.status is ExitStatus.OK, result.message
+    after = result.console[result.console.index("grub> ls /") :]
+    assert "boot/" in after
+    assert_only_through_the_ports(traffic)
