@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 
 from devices.bus import IrqLine, PortRange
+from devices.pit import Clock
 
 STATUS_OBF, STATUS_IBF, STATUS_SYS, STATUS_A2 = 0x01, 0x02, 0x04, 0x08
 STATUS_UNLOCKED, STATUS_AUX_OBF = 0x10, 0x20
@@ -71,7 +72,7 @@ class I8042:
         keys: Callable[[], int | None] | None = None,
         typing_allowed: Callable[[], bool] | None = None,
         on_reset: Callable[[], None] | None = None,
-        clock: object | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.irq1 = irq1
         self.irq12 = irq12
@@ -92,9 +93,9 @@ class I8042:
         self.deadline: int | None = None
         self._period = 0
         if clock is not None:
-            self._period = max(1, clock.ips * TYPING_PERIOD_US // 1_000_000)  # type: ignore[attr-defined]
-            self.deadline = clock.instructions + self._period  # type: ignore[attr-defined]
-            clock.add_timer(self)  # type: ignore[attr-defined]
+            self._period = max(1, clock.ips * TYPING_PERIOD_US // 1_000_000)
+            self.deadline = clock.instructions + self._period
+            clock.add_timer(self)
 
     # -- output buffer and IRQs ----------------------------------------------------------
     def _update_irq(self) -> None:

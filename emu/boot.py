@@ -261,5 +261,5 @@ def run_boot(options: BootOptions) -> BootResult:
     if options.firmware == "seabios":
         from emu.firmware.seabios import run_seabios_boot
 
-        return run_seabios_boot(options)  # type: ignore[return-value]
+        return run_seabios_boot(options)
     return BootSession(options).run()

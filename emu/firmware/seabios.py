@@ -50,7 +50,8 @@ straight away and the first scripted key reaches the loader.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ from devices.pci import PciBus, pc_pci_bus
 from devices.pic import Pic8259Pair
 from devices.pit import Pit8254
 from devices.vga import VgaRegisters
+from emu.boot import RUN_CHUNK, SAMPLE_ISO, BootOptions, BootResult, ExitStatus
 from emu.cpu import Cpu, CpuFault, StopReason
 from emu.firmware.chipset import Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
@@ -120,7 +122,8 @@ class TextScraper:
     when the row grew from its old content, else the whole row on a new line.
     """
 
-    def __init__(self, ram: np.ndarray, vga: VgaRegisters, on_text: object = None) -> None:
+    def __init__(self, ram: np.ndarray, vga: VgaRegisters,
+                 on_text: Callable[[str], None] | None = None) -> None:
         self.ram = ram
         self.vga = vga
         self.on_text = on_text
@@ -169,7 +172,7 @@ class TextScraper:
         text = "".join(out)
         if text:
             self.stream.append(text)
-            if callable(self.on_text):
+            if self.on_text is not None:
                 self.on_text(text)
         return text
 
@@ -183,24 +186,13 @@ class DriveSpec:
     iso: str | Path | None = None
 
 
-@dataclass
-class SeaBiosResult:
-    """Extra findings of a SeaBIOS boot (beside the common ``BootResult``)."""
-
-    debug_log: str = ""
-    post_codes: list[int] = field(default_factory=list)
-
-
 class SeaBiosSession:
     """The PC platform for SeaBIOS, the firmware images mapped, and the run loop."""
 
-    def __init__(self, options: object, drives: list[DriveSpec] | None = None,
+    def __init__(self, options: BootOptions, drives: list[DriveSpec] | None = None,
                  bios_path: Path = SEABIOS_BIN, vgabios_path: Path | None = VGABIOS_BIN,
                  menu_wait_ms: int = DEFAULT_MENU_WAIT_MS, boot_menu: bool | None = None
                  ) -> None:
-        from emu.boot import SAMPLE_ISO, BootOptions
-
-        assert isinstance(options, BootOptions)
         self.options = options
         if drives is None:
             drives = [DriveSpec(options.bus, options.device, options.iso or SAMPLE_ISO)]
@@ -399,9 +391,8 @@ class SeaBiosSession:
             self.cpu.request_stop(StopReason.STOPPED)
 
     # -- the run -----------------------------------------------------------------------
-    def run(self) -> object:
-        from emu.boot import BootResult, ExitStatus
-
+    def run(self) -> BootResult:
+        """Power on and run until a stop condition (see :class:`~emu.boot.ExitStatus`)."""
         started = time.monotonic()
         result = BootResult(ExitStatus.OK, "", machine=self.machine, drive=self.drive)
         try:
@@ -419,9 +410,7 @@ class SeaBiosSession:
                 medium.close()
         return result
 
-    def _run_cpu(self, started: float) -> tuple[object, str]:
-        from emu.boot import RUN_CHUNK, ExitStatus
-
+    def _run_cpu(self, started: float) -> tuple[ExitStatus, str]:
         opts = self.options
         cpu = self.cpu
         limit = opts.max_instructions
@@ -455,7 +444,7 @@ class SeaBiosSession:
                 return ExitStatus.LIMIT, f"wall-clock deadline of {opts.wall_timeout} s reached"
 
 
-def run_seabios_boot(options: object, drives: list[DriveSpec] | None = None,
-                     **kwargs: object) -> object:
-    """Boot under SeaBIOS (see the module docstring); returns a ``BootResult``."""
-    return SeaBiosSession(options, drives, **kwargs).run()  # type: ignore[arg-type]
+def run_seabios_boot(options: BootOptions, drives: list[DriveSpec] | None = None
+                     ) -> BootResult:
+    """Boot under SeaBIOS (see the module docstring)."""
+    return SeaBiosSession(options, drives).run()
