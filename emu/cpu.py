@@ -200,6 +200,7 @@ class Cpu:
         IRQ is delivered in the window as on hardware instead of only between slices."""
         self._window_hook: int | None = None
         self._window_shadow = False
+        self._window_stopped = False
         self.string_fast_path = True
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
@@ -508,6 +509,7 @@ class Cpu:
                                       and (int(code[1]) >> 3) & 7 == 2):
             self._window_shadow = True
         if not shadow and uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_IF:
+            self._window_stopped = True
             uc.emu_stop()
 
     def run(self, max_instructions: int | None = None) -> RunResult:
@@ -560,6 +562,13 @@ class Cpu:
             except UcError as exc:
                 raise CpuFault(f"{exc} at {self.where()}") from exc
             if self._fault is not None or self._stop_reason is not None:
+                continue
+            if self._window_stopped:
+                # Cut short at an IRQ window: Unicorn reports no partial count, so the
+                # slice counts as one instruction (counting all of it would make guest
+                # time leap ahead at every poll).
+                self._window_stopped = False
+                self.clock.instructions += 1
                 continue
             if self._sleeping:
                 # The BIOS waits: time moves on to the next timer event.
