@@ -96,7 +96,10 @@ DEFAULT_MENU_WAIT_MS = 300
 NO_BOOT_DEVICE = "No bootable device."
 INPUT_WAIT_SECONDS = 1.0
 """Virtual seconds of an unchanged screen with no keys left to type that mean "the
-guest waits for keyboard input" (the hardware-level view of a blocked INT 16h)."""
+guest waits for keyboard input" (the hardware-level view of a blocked INT 16h)..."""
+POLLS_BEFORE_STARVED = 2000
+"""...or this many INT 16h calls on an empty key buffer meanwhile (a polling loader;
+the built-in BIOS's rule)."""
 INT16_ENTRY = 0xFE82E
 """F000:E82E, the IBM-compatible fixed entry point of INT 16h, where SeaBIOS keeps it."""
 POLLS_BEFORE_TYPING = 4
@@ -257,6 +260,7 @@ class SeaBiosSession:
         self.no_boot_device = False
         self.waiting_for_input = False
         self._idle_since = clock.instructions
+        self._idle_polls = 0
         self._empty_polls = 0
         cpu.uc.hook_add(UC_HOOK_CODE, self._int16_called, None, INT16_ENTRY, INT16_ENTRY)
         self.resets = 0
@@ -316,6 +320,7 @@ class SeaBiosSession:
         if ram[BDA_KBD_HEAD:BDA_KBD_HEAD + 2].tobytes() == ram[BDA_KBD_TAIL:BDA_KBD_TAIL + 2
                                                               ].tobytes():
             self._empty_polls += 1
+            self._idle_polls += 1
 
     def _next_key(self) -> int | None:
         kb = self.keyboard
@@ -385,8 +390,10 @@ class SeaBiosSession:
         idle = not self.scraper.changed and not kb.script and kb.live is None
         if not idle:
             self._idle_since = self.deadline
-        elif self.deadline - self._idle_since >= self.cpu.clock.to_instructions(
-                INPUT_WAIT_SECONDS):
+            self._idle_polls = 0
+        elif self._idle_polls >= POLLS_BEFORE_STARVED or (
+                self.deadline - self._idle_since
+                >= self.cpu.clock.to_instructions(INPUT_WAIT_SECONDS)):
             self.waiting_for_input = True
             self.cpu.request_stop(StopReason.STOPPED)
 
