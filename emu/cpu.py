@@ -201,6 +201,8 @@ class Cpu:
         self._window_hook: int | None = None
         self._window_shadow = False
         self._window_stopped = False
+        self._tsc_hook: int | None = None
+        self._tsc_callback: object = None
         self.string_fast_path = True
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
@@ -383,6 +385,39 @@ class Cpu:
             self.deliver(intno, code)
         except CpuFault as exc:
             self.fail(str(exc))
+
+    # -- time stamp counter ---------------------------------------------------------
+    def use_virtual_tsc(self) -> None:
+        """Make RDTSC read the virtual clock (one tick per instruction) instead of host time.
+
+        Unicorn's RDTSC counts host nanoseconds, so firmware that calibrates the TSC
+        against the 8254 (SeaBIOS, GRUB) would see a different CPU speed on every
+        run and time out differently.  Each RDTSC also moves the clock on by one
+        microsecond, so a loop that only polls the TSC sees time pass inside a
+        slice.  The Python binding lists no RDTSC hook; the core has it, so the
+        hook is registered through the binding's own low-level entry.
+        """
+        if self._tsc_hook is not None:
+            return
+        import ctypes
+
+        from unicorn.unicorn_py3.arch import intel
+        from unicorn.unicorn_py3.unicorn import uccallback
+
+        clock = self.clock
+        step = max(1, clock.ips // 1_000_000)
+
+        @uccallback(self.uc, intel.HOOK_INSN_CPUID_CFUNC)
+        def _rdtsc(_uc: object, _key: int) -> int:
+            clock.nudge(step)
+            tsc = clock.instructions
+            self.uc.reg_write_batch([(X.UC_X86_REG_EAX, tsc & 0xFFFF_FFFF),
+                                     (X.UC_X86_REG_EDX, (tsc >> 32) & 0xFFFF_FFFF)])
+            return 1  # the instruction is done
+
+        self._tsc_callback = _rdtsc
+        self._tsc_hook = self.uc._Uc__do_hook_add(  # type: ignore[attr-defined]
+            UC_HOOK_INSN, _rdtsc, 1, 0, ctypes.c_int(X.UC_X86_INS_RDTSC))
 
     # -- port I/O -------------------------------------------------------------------
     def _hook_out(self, uc: Uc, port: int, size: int, value: int, _user: object) -> None:

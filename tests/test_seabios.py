@@ -272,3 +272,12 @@ def test_grub_command_line_through_the_8042(grub_iso):  # noqa: F811
     after = result.console[result.console.index("grub> ls /") :]
     assert "boot/" in after
     assert_only_through_the_ports(traffic)
+
+
+def test_seabios_boots_are_deterministic_with_the_tsc_on_the_virtual_clock() -> None:
+    # Unicorn's RDTSC counts host time; SeaBIOS calibrates it against the 8254, so a
+    # host-time TSC would give another "CPU Mhz" and other timeouts on every run.
+    runs = [seabios_boot(iso=SAMPLE_PATH) for _ in range(2)]
+    assert runs[0][0].instructions == runs[1][0].instructions
+    assert "CPU Mhz=100\n" in runs[0][1].debug_log
+    assert runs[0][1].debug_log == runs[1][1].debug_log

@@ -214,6 +214,7 @@ class SeaBiosSession:
         self.pic.connect(machine.irqs)
         cpu.interrupts = self.pic
         cpu.irq_window = (0xF0000, 0x100000)  # SeaBIOS's 16-bit code: sti; nop; cli windows
+        cpu.use_virtual_tsc()  # TSC calibration and timeouts on the virtual clock
         self.pit = Pit8254(clock, machine.irqs[0])
         self.cmos = Cmos(clock, machine.memory.size)
         self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
