@@ -79,7 +79,9 @@ class I8042:
         self.keys = keys
         self.typing_allowed = typing_allowed
         self.on_reset = on_reset
-        self.command_byte = CMD_XLATE  # interrupts off until the BIOS sets its command byte
+        # System flag (POST done) and translation; interrupts off until a BIOS turns
+        # them on in its own command byte.
+        self.command_byte = CMD_SYS | CMD_XLATE
         self.output_port = 0x03  # A20 on, no reset
         self.queue: deque[tuple[int, bool]] = deque()
         self.last_byte = 0

@@ -36,6 +36,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from devices.atapi.drive import AtapiDrive
+from devices.i8042 import I8042
 from devices.media.iso import IsoImage
 from emu.cpu import Cpu, CpuFault, StopReason
 from emu.firmware.ata import AtaHostDriver, FirmwareError
@@ -132,7 +133,9 @@ class BootSession:
         self.serial = Uart16550(on_output=self._serial_out)
         self.debug = DebugPorts(on_output=self._serial_out)
         self.system = SystemPorts()
-        for device in (self.pic, self.pit, self.cmos, self.serial, self.debug, self.system):
+        self.kbc = I8042(machine.irqs[1], machine.irqs[12])
+        for device in (self.pic, self.pit, self.cmos, self.serial, self.debug, self.system,
+                       self.kbc):
             for rng in device.port_ranges():
                 machine.ports.register(rng)
         self.cpu.interrupts = self.pic

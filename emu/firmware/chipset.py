@@ -13,8 +13,10 @@ The rest is specific to the built-in BIOS:
 * :class:`Uart16550` — COM1 at 3F8h: transmitted bytes are captured.
 * :class:`DebugPorts` — port 80h (POST codes) and port E9h (the Bochs/QEMU
   debug console: bytes written there are captured text).
-* :class:`SystemPorts` — port 92h (fast A20) and the 8042's 60h/64h as far as
-  A20 gating goes (this PC has no A20 mask: memory never wraps).
+* :class:`SystemPorts` — port 92h (fast A20; this PC has no A20 mask: memory
+  never wraps).  The 8042 at 60h/64h is :class:`devices.i8042.I8042`, shared
+  with the SeaBIOS board (the built-in BIOS serves keys through INT 16h, so
+  its 8042 has no key source).
 
 None of these reach into the CPU: the PIC answers ``pending``/``acknowledge``
 and the PIT raises its IRQ line.
@@ -99,36 +101,25 @@ class DebugPorts:
 
 
 class SystemPorts:
-    """Port 92h (system control A, fast A20) and the 8042 at 60h/64h.
+    """Port 92h (system control A: bit 1 fast A20, bit 0 fast reset; IBM PS/2 and later).
 
-    This PC never masks A20, so the gate bits are stored and reported only.
-    The 8042 accepts the A20 command (D1h + data) and reports an empty,
-    idle controller; there is no keyboard scan-code path (the BIOS INT 16h
-    serves keys).
+    This PC never masks A20, so the gate bit is stored and reported only.  The
+    8042 at 60h/64h (whose output port also carries an A20 gate) is the shared
+    model :class:`devices.i8042.I8042`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_reset: Callable[[], None] | None = None) -> None:
         self.port92 = 0x02
-        self.kbc_command = 0
-        self.output_port = 0x03
+        self.on_reset = on_reset
+        """Called when the guest sets bit 0 (fast CPU reset)."""
 
     def read(self, port: int, width: int) -> int:
-        if port == 0x92:
-            return self.port92
-        if port == 0x64:
-            return 0x14  # system flag, last write was a command, buffers empty
-        return 0x00
+        return self.port92
 
     def write(self, port: int, width: int, value: int) -> None:
-        if port == 0x92:
-            self.port92 = (value & 0xFE) | 0x02
-        elif port == 0x64:
-            self.kbc_command = value & 0xFF
-        elif port == 0x60 and self.kbc_command == 0xD1:
-            self.output_port = value & 0xFF
-            self.kbc_command = 0
+        self.port92 = (value & 0xFE) | 0x02
+        if value & 0x01 and self.on_reset is not None:
+            self.on_reset()
 
     def port_ranges(self) -> list[PortRange]:
-        return [PortRange(0x92, 1, self.read, self.write, name="port92"),
-                PortRange(0x60, 1, self.read, self.write, name="kbc-data"),
-                PortRange(0x64, 1, self.read, self.write, name="kbc-status")]
+        return [PortRange(0x92, 1, self.read, self.write, name="port92")]

@@ -80,7 +80,7 @@ from devices.pit import Pit8254
 from devices.vga import VgaRegisters
 from emu.boot import RUN_CHUNK, SAMPLE_ISO, BootOptions, BootResult, ExitStatus
 from emu.cpu import Cpu, CpuFault, StopReason
-from emu.firmware.chipset import Uart16550
+from emu.firmware.chipset import SystemPorts, Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
 from emu.machine import Machine
 
@@ -238,16 +238,14 @@ class SeaBiosSession:
         self.serial = Uart16550(on_output=self._serial_out)
         self.debug_bytes = bytearray()
         self.post_codes: list[int] = []
-        self.port92 = 0x02
+        self.system = SystemPorts(on_reset=self._reset_92)
         for device in (self.pic, self.pit, self.cmos, self.kbc, self.pci, self.fw_cfg,
-                       self.vga, self.serial):
+                       self.vga, self.serial, self.system):
             for rng in device.port_ranges():
                 machine.ports.register(rng)
         machine.ports.register(PortRange(DEBUG_PORT, 1, lambda p, w: 0xE9, self._debug_out,
                                          name="seabios-debug"))
         machine.ports.register(PortRange(0x80, 1, lambda p, w: 0, self._post_code, name="post"))
-        machine.ports.register(PortRange(0x92, 1, lambda p, w: self.port92,
-                                         self._write_92, name="port92"))
         self.lapic = LocalApic()
         self.ioapic = IoApic()
         self._map_firmware(bios_path)
@@ -340,11 +338,9 @@ class SeaBiosSession:
         self.resets += 1
         self.cpu.fail("the guest reset the machine (8042 pulse)")
 
-    def _write_92(self, port: int, width: int, value: int) -> None:
-        self.port92 = (value & 0xFE) | 0x02
-        if value & 0x01:
-            self.resets += 1
-            self.cpu.fail("the guest reset the machine (port 92h)")
+    def _reset_92(self) -> None:
+        self.resets += 1
+        self.cpu.fail("the guest reset the machine (port 92h)")
 
     def _post_code(self, port: int, width: int, value: int) -> None:
         self.post_codes.append(value & 0xFF)
