@@ -20,7 +20,7 @@ local APIC / I/O APIC pages     :mod:`devices.apic`; Unicorn ``mmio_map``
 fw_cfg (510h/511h)              :mod:`devices.fw_cfg`; e820, menu, VGA ROM
 VGA registers (3B4h-3DAh)       :mod:`devices.vga`; SeaVGABIOS runs on them
 port 402h                       SeaBIOS's debug console, captured
-port 92h, 80h, COM1             fast A20, POST codes, serial
+port 92h, 80h, E9h, COM1        fast A20/reset, POST codes, debug console, serial
 ==============================  ==========================================
 
 Memory: ``bios.bin`` (128 KiB) sits at the top of the 4 GiB space
@@ -80,7 +80,7 @@ from devices.pit import Pit8254
 from devices.vga import VgaRegisters
 from emu.boot import RUN_CHUNK, SAMPLE_ISO, BootOptions, BootResult, ExitStatus
 from emu.cpu import Cpu, CpuFault, StopReason
-from emu.firmware.chipset import SystemPorts, Uart16550
+from emu.firmware.chipset import DebugPorts, SystemPorts, Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
 from emu.machine import Machine
 
@@ -237,15 +237,14 @@ class SeaBiosSession:
         self.serial_text: list[str] = []
         self.serial = Uart16550(on_output=self._serial_out)
         self.debug_bytes = bytearray()
-        self.post_codes: list[int] = []
         self.system = SystemPorts(on_reset=self._reset_92)
+        self.post = DebugPorts(on_output=self._serial_out)  # 80h POST codes, E9h console
         for device in (self.pic, self.pit, self.cmos, self.kbc, self.pci, self.fw_cfg,
-                       self.vga, self.serial, self.system):
+                       self.vga, self.serial, self.system, self.post):
             for rng in device.port_ranges():
                 machine.ports.register(rng)
         machine.ports.register(PortRange(DEBUG_PORT, 1, lambda p, w: 0xE9, self._debug_out,
                                          name="seabios-debug"))
-        machine.ports.register(PortRange(0x80, 1, lambda p, w: 0, self._post_code, name="post"))
         self.lapic = LocalApic()
         self.ioapic = IoApic()
         self._map_firmware(bios_path)
@@ -341,9 +340,6 @@ class SeaBiosSession:
     def _reset_92(self) -> None:
         self.resets += 1
         self.cpu.fail("the guest reset the machine (port 92h)")
-
-    def _post_code(self, port: int, width: int, value: int) -> None:
-        self.post_codes.append(value & 0xFF)
 
     # -- output ------------------------------------------------------------------------
     def _debug_out(self, port: int, width: int, value: int) -> None:
