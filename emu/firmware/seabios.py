@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from unicorn import UC_HOOK_CODE, UC_PROT_ALL
+from unicorn import UC_HOOK_CODE, UC_PROT_EXEC, UC_PROT_READ
 
 from devices.apic import IOAPIC_BASE, LAPIC_BASE, PAGE, IoApic, LocalApic
 from devices.atapi.drive import AtapiDrive
@@ -286,7 +286,7 @@ class SeaBiosSession:
             raise ValueError(f"{bios_path}: expected a 128 KiB (or smaller, 4 KiB aligned) BIOS")
         uc = self.cpu.uc
         high = (1 << 32) - len(rom)
-        uc.mem_map(high, len(rom), UC_PROT_ALL)
+        uc.mem_map(high, len(rom), UC_PROT_READ | UC_PROT_EXEC)  # ROM: writes fault
         uc.mem_write(high, rom)
         self.machine.memory.write(0x100000 - len(rom), rom)
         for base, model in ((LAPIC_BASE, self.lapic), (IOAPIC_BASE, self.ioapic)):
