@@ -225,38 +225,55 @@ class BootSession:
         return result
 
     def _run_cpu(self, started: float) -> tuple[ExitStatus, str]:
-        opts = self.options
-        cpu = self.cpu
-        limit = opts.max_instructions
-        if opts.timeout is not None:
-            by_time = cpu.clock.to_instructions(opts.timeout)
-            limit = by_time if limit is None else min(limit, by_time)
-        until_missing = ExitStatus.UNTIL_NOT_SEEN if opts.until is not None else ExitStatus.OK
-        while True:
-            chunk = RUN_CHUNK
-            if limit is not None:
-                chunk = min(chunk, limit - cpu.clock.instructions)
-                if chunk <= 0:
-                    return ExitStatus.LIMIT, (
-                        f"stopped at the limit after {cpu.clock.instructions:,} instructions "
-                        f"({cpu.clock.seconds:.2f} s of guest time)")
-            try:
-                outcome = cpu.run(chunk)
-            except CpuFault as exc:
-                return ExitStatus.BOOT_FAILED, f"CPU fault: {exc}"
-            if self.until_seen:
-                return ExitStatus.OK, f"saw {opts.until!r}"
-            if self.bios_stop is not None:
-                stop = self.bios_stop
-                if stop.kind == "input":
-                    return until_missing, "the guest waits for keyboard input"
-                return ExitStatus.BOOT_FAILED, stop.message
-            if outcome.reason is StopReason.HALTED:
-                return until_missing, f"the guest halted at {cpu.where()}"
-            if outcome.reason is StopReason.IDLE:
-                return until_missing, f"the guest idles with nothing to wake it at {cpu.where()}"
-            if opts.wall_timeout is not None and time.monotonic() - started > opts.wall_timeout:
-                return ExitStatus.LIMIT, f"wall-clock deadline of {opts.wall_timeout} s reached"
+        return run_cpu_until(self.cpu, self.options, started, self._firmware_stop)
+
+    def _firmware_stop(self, until_missing: ExitStatus) -> tuple[ExitStatus, str] | None:
+        """Stops the built-in BIOS asks for: waiting for input, INT 18h/19h."""
+        if self.until_seen:
+            return ExitStatus.OK, f"saw {self.options.until!r}"
+        stop = self.bios_stop
+        if stop is None:
+            return None
+        if stop.kind == "input":
+            return until_missing, "the guest waits for keyboard input"
+        return ExitStatus.BOOT_FAILED, stop.message
+
+
+def run_cpu_until(
+    cpu: Cpu,
+    opts: BootOptions,
+    started: float,
+    firmware_stop: Callable[[ExitStatus], tuple[ExitStatus, str] | None],
+) -> tuple[ExitStatus, str]:
+    """Run the CPU in chunks until the guest halts or idles, the firmware asks to
+    stop (``firmware_stop``, given the status to use when ``--until`` text never
+    appeared), or a limit is reached.  Shared by both firmwares."""
+    limit = opts.max_instructions
+    if opts.timeout is not None:
+        by_time = cpu.clock.to_instructions(opts.timeout)
+        limit = by_time if limit is None else min(limit, by_time)
+    until_missing = ExitStatus.UNTIL_NOT_SEEN if opts.until is not None else ExitStatus.OK
+    while True:
+        chunk = RUN_CHUNK
+        if limit is not None:
+            chunk = min(chunk, limit - cpu.clock.instructions)
+            if chunk <= 0:
+                return ExitStatus.LIMIT, (
+                    f"stopped at the limit after {cpu.clock.instructions:,} instructions "
+                    f"({cpu.clock.seconds:.2f} s of guest time)")
+        try:
+            outcome = cpu.run(chunk)
+        except CpuFault as exc:
+            return ExitStatus.BOOT_FAILED, f"CPU fault: {exc}"
+        stop = firmware_stop(until_missing)
+        if stop is not None:
+            return stop
+        if outcome.reason is StopReason.HALTED:
+            return until_missing, f"the guest halted at {cpu.where()}"
+        if outcome.reason is StopReason.IDLE:
+            return until_missing, f"the guest idles with nothing to wake it at {cpu.where()}"
+        if opts.wall_timeout is not None and time.monotonic() - started > opts.wall_timeout:
+            return ExitStatus.LIMIT, f"wall-clock deadline of {opts.wall_timeout} s reached"
 
 
 def run_boot(options: BootOptions) -> BootResult:

@@ -78,8 +78,8 @@ from devices.pci import PciBus, pc_pci_bus
 from devices.pic import Pic8259Pair
 from devices.pit import Pit8254
 from devices.vga import VgaRegisters
-from emu.boot import RUN_CHUNK, SAMPLE_ISO, BootOptions, BootResult, ExitStatus
-from emu.cpu import Cpu, CpuFault, StopReason
+from emu.boot import SAMPLE_ISO, BootOptions, BootResult, ExitStatus, run_cpu_until
+from emu.cpu import Cpu, StopReason
 from emu.firmware.chipset import DebugPorts, SystemPorts, Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
 from emu.machine import Machine
@@ -411,37 +411,17 @@ class SeaBiosSession:
         return result
 
     def _run_cpu(self, started: float) -> tuple[ExitStatus, str]:
-        opts = self.options
-        cpu = self.cpu
-        limit = opts.max_instructions
-        if opts.timeout is not None:
-            by_time = cpu.clock.to_instructions(opts.timeout)
-            limit = by_time if limit is None else min(limit, by_time)
-        until_missing = ExitStatus.UNTIL_NOT_SEEN if opts.until is not None else ExitStatus.OK
-        while True:
-            chunk = RUN_CHUNK
-            if limit is not None:
-                chunk = min(chunk, limit - cpu.clock.instructions)
-                if chunk <= 0:
-                    return ExitStatus.LIMIT, (
-                        f"stopped at the limit after {cpu.clock.instructions:,} instructions "
-                        f"({cpu.clock.seconds:.2f} s of guest time)")
-            try:
-                outcome = cpu.run(chunk)
-            except CpuFault as exc:
-                return ExitStatus.BOOT_FAILED, f"CPU fault: {exc}"
-            if self.until_seen:
-                return ExitStatus.OK, f"saw {opts.until!r}"
-            if self.no_boot_device:
-                return ExitStatus.BOOT_FAILED, "SeaBIOS: No bootable device."
-            if self.waiting_for_input:
-                return until_missing, "the guest waits for keyboard input"
-            if outcome.reason is StopReason.HALTED:
-                return until_missing, f"the guest halted at {cpu.where()}"
-            if outcome.reason is StopReason.IDLE:
-                return until_missing, f"the guest idles with nothing to wake it at {cpu.where()}"
-            if opts.wall_timeout is not None and time.monotonic() - started > opts.wall_timeout:
-                return ExitStatus.LIMIT, f"wall-clock deadline of {opts.wall_timeout} s reached"
+        return run_cpu_until(self.cpu, self.options, started, self._firmware_stop)
+
+    def _firmware_stop(self, until_missing: ExitStatus) -> tuple[ExitStatus, str] | None:
+        """Stops SeaBIOS's run asks for: the text seen, no boot device, input wait."""
+        if self.until_seen:
+            return ExitStatus.OK, f"saw {self.options.until!r}"
+        if self.no_boot_device:
+            return ExitStatus.BOOT_FAILED, "SeaBIOS: No bootable device."
+        if self.waiting_for_input:
+            return until_missing, "the guest waits for keyboard input"
+        return None
 
 
 def run_seabios_boot(options: BootOptions, drives: list[DriveSpec] | None = None
