@@ -114,7 +114,44 @@ class BootResult:
     drive: AtapiDrive | None = None
 
 
-class BootSession:
+class GuestText:
+    """Guest text output shared by both firmwares' sessions: the screen stream and
+    COM1 go to the caller's callbacks and are watched for the ``--until`` text.
+
+    A session sets ``options``, ``cpu``, ``serial_text``, ``console_tail`` and
+    ``until_seen`` and hands :meth:`_console_out` / :meth:`_serial_out` to its
+    screen and serial models.
+    """
+
+    options: BootOptions
+    cpu: Cpu
+    serial_text: list[str]
+    console_tail: str
+    until_seen: bool
+
+    def _check_until(self, text: str) -> None:
+        until = self.options.until
+        if until is None or self.until_seen:
+            return
+        self.console_tail = (self.console_tail + text)[-(len(until) + 256):]
+        if until in self.console_tail:
+            self.until_seen = True
+            self.cpu.request_stop(StopReason.STOPPED)
+
+    def _console_out(self, text: str) -> None:
+        if self.options.on_console is not None:
+            self.options.on_console(text)
+        self._check_until(text)
+
+    def _serial_out(self, data: bytes) -> None:
+        text = data.decode("latin-1")
+        self.serial_text.append(text)
+        if self.options.on_serial is not None:
+            self.options.on_serial(text)
+        self._check_until(text)
+
+
+class BootSession(GuestText):
     """A machine, its chipset, BIOS and CPU, set up for one boot."""
 
     def __init__(self, options: BootOptions) -> None:
@@ -148,28 +185,7 @@ class BootSession:
         self.until_seen = False
         self.bios_stop: BiosStop | None = None
 
-    # -- output and stop events (called from CPU hooks) -----------------------------
-    def _check_until(self, text: str) -> None:
-        until = self.options.until
-        if until is None or self.until_seen:
-            return
-        self.console_tail = (self.console_tail + text)[-(len(until) + 256):]
-        if until in self.console_tail:
-            self.until_seen = True
-            self.cpu.request_stop(StopReason.STOPPED)
-
-    def _console_out(self, text: str) -> None:
-        if self.options.on_console is not None:
-            self.options.on_console(text)
-        self._check_until(text)
-
-    def _serial_out(self, data: bytes) -> None:
-        text = data.decode("latin-1")
-        self.serial_text.append(text)
-        if self.options.on_serial is not None:
-            self.options.on_serial(text)
-        self._check_until(text)
-
+    # -- stop events (called from CPU hooks) ----------------------------------------
     def _bios_stop(self, event: BiosStop) -> None:
         if event.kind == "input" and self.options.until is not None:
             return  # keep waiting: a countdown may still print the text

@@ -78,7 +78,7 @@ from devices.pci import PciBus, pc_pci_bus
 from devices.pic import Pic8259Pair
 from devices.pit import Pit8254
 from devices.vga import VgaRegisters
-from emu.boot import SAMPLE_ISO, BootOptions, BootResult, ExitStatus, run_cpu_until
+from emu.boot import SAMPLE_ISO, BootOptions, BootResult, ExitStatus, GuestText, run_cpu_until
 from emu.cpu import Cpu, StopReason
 from emu.firmware.chipset import DebugPorts, SystemPorts, Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
@@ -189,7 +189,7 @@ class DriveSpec:
     iso: str | Path | None = None
 
 
-class SeaBiosSession:
+class SeaBiosSession(GuestText):
     """The PC platform for SeaBIOS, the firmware images mapped, and the run loop."""
 
     def __init__(self, options: BootOptions, drives: list[DriveSpec] | None = None,
@@ -350,29 +350,11 @@ class SeaBiosSession:
         """What SeaBIOS wrote to its debug port (402h)."""
         return self.debug_bytes.decode("latin-1")
 
-    def _check_until(self, text: str) -> None:
-        until = self.options.until
-        if until is None or self.until_seen:
-            return
-        self.console_tail = (self.console_tail + text)[-(len(until) + 256):]
-        if until in self.console_tail:
-            self.until_seen = True
-            self.cpu.request_stop(StopReason.STOPPED)
-
     def _console_out(self, text: str) -> None:
-        if self.options.on_console is not None:
-            self.options.on_console(text)
-        self._check_until(text)
+        super()._console_out(text)
         if NO_BOOT_DEVICE in text:
             self.no_boot_device = True
             self.cpu.request_stop(StopReason.STOPPED)
-
-    def _serial_out(self, data: bytes) -> None:
-        text = data.decode("latin-1")
-        self.serial_text.append(text)
-        if self.options.on_serial is not None:
-            self.options.on_serial(text)
-        self._check_until(text)
 
     def fire(self) -> None:
         """Clock timer: look at the text frame; notice a guest that waits for keys."""
