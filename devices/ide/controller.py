@@ -160,8 +160,12 @@ class IdeChannel:
         elif reg == _DEVICE_CONTROL:
             self._write_control(value)
         else:
+            # Both units take taskfile writes, except a unit that is BSY or has DRQ
+            # set: the host must not write then (ATA/ATAPI-7 vol 1 §7.1).
+            attr = TASKFILE_ATTRS[reg]
             for unit in self.units:
-                unit.write_register(reg, value)
+                if not unit.status & _BSY_DRQ:
+                    setattr(unit, attr, value)
             if reg == _DEVICE:
                 self.selected = (value >> 4) & 1
                 self.update_irq()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from devices.ide.registers import DIAG_PASSED, SIGNATURE_PACKET, Status, WriteReg
+from devices.ide.registers import DIAG_PASSED, SIGNATURE_PACKET, WriteReg
 from devices.trace import Tracer
 
 TASKFILE_ATTRS: dict[int, str] = {
@@ -24,7 +24,6 @@ TASKFILE_ATTRS: dict[int, str] = {
 }
 """Taskfile register offset → the unit attribute holding it (reads use ERROR in
 place of FEATURES)."""
-_BSY_DRQ = int(Status.BSY | Status.DRQ)
 
 
 class IdeDevice:
@@ -58,14 +57,6 @@ class IdeDevice:
         self.name = "unit"
 
     # -- taskfile -------------------------------------------------------------------
-    def write_register(self, reg: int, value: int) -> None:
-        """A taskfile write (both units get it); ``reg`` is a :class:`WriteReg` offset
-        from FEATURES to DEVICE.  Ignored while BSY or DRQ is set: the host must not
-        write then (ATA/ATAPI-7 vol 1 §7.1)."""
-        if self.status & _BSY_DRQ:
-            return
-        setattr(self, TASKFILE_ATTRS[reg], value)
-
     def set_signature(self) -> None:
         """Load the reset signature (ATA/ATAPI-7 vol 1 §9.12); base units have none."""
 
