@@ -455,6 +455,11 @@ class AtapiDrive(IdeDevice):
         if self.trace is not None and self.stage is Stage.PIO_OUT:  # CDBs have their own event
             self._trace_string("out", width, data.size, raw[:16])
         i = 0
+        if self.stage is Stage.PACKET and self._cdb_len == 0 and raw.size >= 12:
+            # The usual case: the whole packet in one rep outsw (12 bytes: 6 words, 3 dwords).
+            self._cdb[:] = raw[:12].tobytes()
+            self._cdb_len = i = 12
+            self._execute_packet()
         while i < raw.size:
             if self.stage is Stage.PIO_OUT:
                 pos = self._pos
