@@ -43,6 +43,7 @@ from devices.scsi.sense import (
     SENSE_REMOVAL_PREVENTED,
     CheckCondition,
 )
+from devices.scsi.target import MediaEvent
 
 if TYPE_CHECKING:
     from devices.scsi.target import MmcTarget
@@ -102,8 +103,6 @@ def cmd_get_event_status_notification(unit: MmcTarget, cdb: bytes) -> bytes:
     ATTENTION and with an empty drive (MMC-5 §4.1.6.1; Windows and Linux poll
     it to notice new media).
     """
-    from devices.scsi.target import MediaEvent
-
     if not cdb[1] & GESN_POLLED:
         raise CheckCondition(SENSE_INVALID_FIELD)  # asynchronous operation not supported
     if not cdb[4] & GESN_SUPPORTED_CLASSES:
@@ -153,8 +152,6 @@ def open_tray(unit: MmcTarget) -> None:
     attached; without a hook the medium stays in the open tray.  A failing hook
     is logged and does not fail the guest's command: the tray did open.
     """
-    from devices.scsi.target import MediaEvent
-
     if unit.tray_open:
         return
     unit.tray_open = True
@@ -173,8 +170,6 @@ def open_tray(unit: MmcTarget) -> None:
 def close_tray(unit: MmcTarget) -> None:
     """Close the tray (a guest load).  A medium left in the tray becomes ready again:
     UNIT ATTENTION 28/00 and New Media, as for any not-ready-to-ready change."""
-    from devices.scsi.target import MediaEvent
-
     if not unit.tray_open:
         return
     unit.tray_open = False
@@ -215,8 +210,6 @@ def request_eject(unit: MmcTarget) -> bool:
     media event 1) so a cooperative guest can unlock and eject.  Unlocked: the
     tray opens as for a guest eject.  Returns True when the tray opened.
     """
-    from devices.scsi.target import MediaEvent
-
     if unit.locked and not unit.tray_open:
         unit.media_event = MediaEvent.EJECT_REQUEST
         return False
