@@ -171,7 +171,10 @@ def cmd_read(args: argparse.Namespace) -> int:
             raise FirmwareError("no DVD/CD drive found")
         dev = devices[0]
         driver.wait_ready(dev)
-        if args.lba + args.count > medium.sector_count or args.count < 1:
+        if args.count < 1:
+            print("COUNT must be at least 1", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if args.lba + args.count > medium.sector_count:
             print(f"Sectors {args.lba}+{args.count} are outside the disc "
                   f"({medium.sector_count} sectors)", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -187,6 +190,17 @@ def cmd_read(args: argparse.Namespace) -> int:
     data = machine.memory.read(dest, args.count * 2048)
     print(hexdump(data, args.lba * 2048))
     return EXIT_OK
+
+
+def _sector_number(text: str) -> int:
+    """A non-negative sector number or count for argparse (decimal or 0x hex)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("read", help="hexdump sectors read through the emulated drive")
     p.add_argument("iso")
-    p.add_argument("lba", type=int)
-    p.add_argument("count", type=int, nargs="?", default=1)
+    p.add_argument("lba", type=_sector_number, help="first sector (2048-byte LBA)")
+    p.add_argument("count", type=_sector_number, nargs="?", default=1,
+                   help="number of sectors (default 1)")
     drive_options(p)
     p.set_defaults(func=cmd_read)
 

@@ -48,3 +48,15 @@ def test_bad_paths_are_clear_errors(tmp_path, capsys):
     assert main(["boot", str(junk)]) == 2
     err = capsys.readouterr().err
     assert str(junk) in err
+
+
+def test_emu_read_rejects_negative_and_non_numeric_sectors(capsys, patterned_iso):
+    import pytest
+
+    for bad in (["-5"], ["abc"], ["0", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["read", str(patterned_iso), *bad])
+        assert exc.value.code == 2
+        assert "argument" in capsys.readouterr().err
+    assert main(["read", str(patterned_iso), "0x10", "0"]) == 2  # zero sectors
+    assert "COUNT must be at least 1" in capsys.readouterr().err
