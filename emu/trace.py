@@ -488,6 +488,7 @@ _STAGE_PHASES = {
     "pio in": "HP4 data in",
     "pio out": "HP4 data out",
     "dma": "HP3 DMA",
+    "dma out": "HP3 DMA out",
 }
 VCD_STEP = 10
 """Time units per trace event: the VCD time axis counts events, not seconds."""

@@ -507,3 +507,156 @@ def test_firmware_dma_reports_check_condition(rig):
         fw.read_sectors(dev, 10_000, 1, 0x100000)  # past the end of the disc
     assert info.value.error >> 4 == 0x05
     assert fw.request_sense(dev) == (0x05, 0x21, 0x00)
+
+
+# -- data-out by DMA (MODE SELECT(10) parameter list from memory) ---------------------------
+#
+# Expected bytes are written out from SPC-3 / MMC-5: MODE SELECT(10) is 55h, byte 1 PF (10h),
+# bytes 7-8 the parameter list length; the list is the 8-byte mode parameter header(10) (no
+# block descriptors) and the CD Audio Control page 0Eh (page length 0Eh).  MODE SENSE(10)
+# returns the same header with mode data length = 6 + the page bytes.
+
+P0E_DEFAULT = bytes.fromhex("0e0e 04 0000000000 01ff 02ff 00000000")  # IMMED, ports 0/1 full
+P0E_NEW = bytes.fromhex("0e0e 06 0000000000 02 10 01 20 00000000")  # SOTC, channels swapped
+P0E_BAD = bytes.fromhex("0e0e 04 0000000000 01 80 02 40 00000001")  # port 3 volume is fixed
+INVALID_PARAM = (0x05, 0x26, 0x00)  # ILLEGAL REQUEST / INVALID FIELD IN PARAMETER LIST
+
+
+def mode_select10(length: int) -> bytes:
+    return bytes([0x55, 0x10, 0, 0, 0, 0, 0, length >> 8, length & 0xFF, 0, 0, 0])
+
+
+def audio_page(g: Guest) -> bytes:
+    """MODE SENSE(10) of page 0Eh (current values) by PIO."""
+    reply, status = g.command_reply(bytes([0x5A, 0, 0x0E, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 0]))
+    assert status == DRDY_DSC
+    return reply
+
+
+def with_header10(page: bytes) -> bytes:
+    return (6 + len(page)).to_bytes(2, "big") + bytes(6) + page
+
+
+def start_mode_select_by_dma(g: Guest, params: bytes, entries: list[tuple[int, int]]) -> None:
+    """Parameter list in RAM at the PRD regions, engine prepared, PACKET + CDB; the drive
+    then waits in HP3 with DRQ and no interrupt."""
+    m = g.m
+    done = 0
+    for address, count in entries:
+        m.memory.write(address, params[done : done + count])
+        done += count
+    write_prdt(m, entries)
+    prepare_engine(m)
+    dma_packet(g, mode_select10(len(params)))
+    assert g.alt_status() == DRQ_WAIT
+    assert not g.irq_level()
+    assert bm_status(m) == 0
+
+
+def test_mode_select10_by_dma_changes_the_page(rig):
+    m, drive, g = rig
+    g.clear_power_on_ua()
+    assert audio_page(g) == with_header10(P0E_DEFAULT)
+    params = bytes(8) + P0E_NEW
+    start_mode_select_by_dma(g, params, [(BUF, len(params))])
+    m.outb(BM_CMD, START)  # direction bit 0: memory to device
+    assert bm_status(m) == INTR  # PRD list exactly as long as the transfer
+    assert_completed_good(g)
+    assert drive.target.pending_out is None
+    assert audio_page(g) == with_header10(P0E_NEW)
+
+
+@pytest.mark.parametrize("extra, want", [(0, INTR), (2048, INTR | ACTIVE)], ids=["equal", "longer"])
+def test_mode_select10_by_dma_scatters_with_one_copy_per_prd_entry(rig, monkeypatch, extra,
+                                                                   want):
+    m, _, g = rig
+    g.clear_power_on_ua()
+    params = bytes(8) + P0E_NEW
+    entries = [(0x20000, 10), (0x30000, 14 + extra)]
+    start_mode_select_by_dma(g, params, entries)
+    copies: list[int] = []
+    real_copyto = np.copyto
+
+    def counting_copyto(dst, src, *args, **kwargs):  # type: ignore[no-untyped-def]
+        copies.append(np.asarray(dst).size)
+        return real_copyto(dst, src, *args, **kwargs)
+
+    monkeypatch.setattr(np, "copyto", counting_copyto)
+    m.outb(BM_CMD, START)
+    monkeypatch.undo()
+    assert copies == [10, 14]
+    assert bm_status(m) == want
+    assert_completed_good(g)
+    assert audio_page(g) == with_header10(P0E_NEW)
+
+
+def test_mode_select10_by_dma_short_prd_list_waits_then_a_new_table_takes_the_rest(rig):
+    m, _, g = rig
+    g.clear_power_on_ua()
+    params = bytes(8) + P0E_NEW
+    start_mode_select_by_dma(g, params, [(BUF, 8)])
+    m.memory.write(0x30000, params[8:])
+    m.outb(BM_CMD, START)
+    assert bm_status(m) == 0  # shorter: no INTERRUPT, no ACTIVE, no ERROR
+    assert g.alt_status() == DRQ_WAIT  # the drive still wants 16 bytes
+    assert not g.irq_level()
+    write_prdt(m, [(0x30000, 16)], at=0x1800)
+    m.outb(BM_CMD, 0)
+    m.outl(BM_PRDT, 0x1800)
+    m.outb(BM_CMD, START)
+    assert bm_status(m) == INTR
+    assert_completed_good(g)
+    assert audio_page(g) == with_header10(P0E_NEW)
+
+
+def test_mode_select10_by_dma_with_an_invalid_list_is_check_condition(rig):
+    m, _, g = rig
+    g.clear_power_on_ua()
+    params = bytes(8) + P0E_BAD
+    start_mode_select_by_dma(g, params, [(BUF, len(params))])
+    m.outb(BM_CMD, START)
+    assert bm_status(m) == INTR  # the engine moved everything; the command failed
+    assert g.irq_level() == bool(bm_status(m) & INTR)
+    assert g.status() == CHECK
+    assert g.error() == 0x50  # ILLEGAL REQUEST << 4
+    assert g.reason() == 0x03
+    assert not g.irq_level()
+    assert g.sense() == INVALID_PARAM
+    assert audio_page(g) == with_header10(P0E_DEFAULT)
+
+
+def test_mode_select10_by_dma_with_the_wrong_direction_bit_is_an_engine_error(rig):
+    m, drive, g = rig
+    g.clear_power_on_ua()
+    params = bytes(8) + P0E_NEW
+    start_mode_select_by_dma(g, params, [(BUF, len(params))])
+    before = m.memory.data.copy()
+    m.outb(BM_CMD, START | TO_MEMORY)  # device to memory, but the drive wants data
+    assert_dma_fault(m, g, before)
+    assert drive.target.pending_out is None
+    assert audio_page(g) == with_header10(P0E_DEFAULT)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [(16 << 20, 24)],  # entirely past RAM
+        [((16 << 20) - 8, 24)],  # straddles the end of RAM
+        [(BUF, 8), (0xFFFF0000, 16)],  # second entry bad: the first is not consumed either
+    ],
+    ids=["past-ram", "straddles-end", "second-entry"],
+)
+def test_mode_select10_by_dma_from_outside_memory_is_an_error_and_changes_nothing(rig,
+                                                                                  entries):
+    m, drive, g = rig
+    g.clear_power_on_ua()
+    m.memory.write(BUF, bytes(8) + P0E_NEW[:16])
+    write_prdt(m, entries)
+    prepare_engine(m)
+    dma_packet(g, mode_select10(24))
+    before = m.memory.data.copy()
+    m.outb(BM_CMD, START)
+    assert drive.dma_sink().size == 0
+    assert_dma_fault(m, g, before)
+    assert drive.target.pending_out is None
+    assert audio_page(g) == with_header10(P0E_DEFAULT)

@@ -80,6 +80,8 @@ class Stage(Enum):
     """HP4: a DRQ block of parameter data from the host (IO=0, CoD=0)."""
     DMA = "dma"
     """HP3: data waits for the bus-master engine."""
+    DMA_OUT = "dma out"
+    """HP3: the drive waits for the bus-master engine to bring the parameter list."""
 
 
 class AtapiDrive(IdeDevice):
@@ -265,14 +267,16 @@ class AtapiDrive(IdeDevice):
         elif outcome.status is CmdStatus.CHECK_CONDITION:
             self._complete(outcome.sense)
         elif outcome.status is CmdStatus.DATA_OUT:
-            if self.dma_requested:
-                # TODO(ATA/ATAPI-7 vol 2 §11.9): data-out by bus-master DMA; PIO only for now.
-                self.target.pending_out = None
-                self._abort()
-                return
             self._out = bytearray()
             self._out_len = outcome.data_out_length
-            self._next_out_block()
+            if self.dma_requested:
+                # HP3 for data-out: DRQ set, the engine fills ``_src`` from guest memory.
+                self._src, self._src_pos = np.zeros(self._out_len, dtype=np.uint8), 0
+                self.stage = Stage.DMA_OUT
+                self.status = _READY | _DRQ
+                self.dma_request()
+            else:
+                self._next_out_block()
         elif outcome.data.size == 0:
             self._complete(None)
         elif self.dma_requested:
@@ -368,9 +372,13 @@ class AtapiDrive(IdeDevice):
         if len(self._out) < self._out_len:
             self._next_out_block()
             return
+        self._finish_out(bytes(self._out))
+
+    def _finish_out(self, data: bytes) -> None:
+        """The whole parameter list is in (by PIO or DMA): run the command, complete it."""
         self.stage = Stage.IDLE
         self.status = _READY | _BSY
-        outcome = self.target.finish_data_out(bytes(self._out))
+        outcome = self.target.finish_data_out(data)
         self._out = bytearray()
         if outcome.status is CmdStatus.CHECK_CONDITION:
             self._complete(outcome.sense)
@@ -502,16 +510,26 @@ class AtapiDrive(IdeDevice):
         """The bytes still waiting for the bus-master engine (Stage.DMA)."""
         return self._src[self._src_pos :] if self.stage is Stage.DMA else _EMPTY
 
+    def dma_sink(self) -> np.ndarray:
+        """The part of the parameter list still expected from memory (Stage.DMA_OUT)."""
+        return self._src[self._src_pos :] if self.stage is Stage.DMA_OUT else _EMPTY
+
     def dma_advance(self, nbytes: int) -> None:
-        """The engine moved ``nbytes``; at the end the command completes."""
+        """The engine moved ``nbytes``; at the end the command completes (a data-out
+        command first gets its parameter list through ``target.finish_data_out``)."""
         self._src_pos += nbytes
         if self._src_pos >= self._src.size:
-            self._complete(None)
+            if self.stage is Stage.DMA_OUT:
+                self._finish_out(self._src.tobytes())
+            else:
+                self._complete(None)
 
     def dma_fault(self) -> None:
-        """The engine could not reach guest memory: CHECK CONDITION, ABORTED COMMAND /
-        DATA PHASE ERROR (SPC-3 §4.5.6: 0Bh, the command may be retried; ASC 4Bh)."""
-        if self.stage is Stage.DMA:
+        """The engine could not move the data (memory fault, wrong direction bit): CHECK
+        CONDITION, ABORTED COMMAND / DATA PHASE ERROR (SPC-3 §4.5.6: 0Bh, the command
+        may be retried; ASC 4Bh)."""
+        if self.stage is Stage.DMA or self.stage is Stage.DMA_OUT:
+            self.target.pending_out = None  # a data-out command is dropped unfinished
             self.target.sense = _SENSE_DMA_FAULT
             self._complete(_SENSE_DMA_FAULT)
 

@@ -17,15 +17,18 @@ A PRD entry is 8 bytes: u32 physical base address (bit 0 ignored), u16 byte
 count (bit 0 ignored; 0 means 64 KiB), u16 whose bit 15 marks the end of
 the table (EOT).
 
-How a transfer runs here.  A unit (the ATAPI drive) with data for the engine
-calls its ``dma_request`` hook; the engine moves data whenever START and
-ACTIVE are set and the unit has bytes waiting, whichever happens last.  The
+How a transfer runs here.  A unit (the ATAPI drive) with data for the engine,
+or waiting for data from it, calls its ``dma_request`` hook; the engine moves
+data whenever START and ACTIVE are set and the unit has bytes waiting,
+whichever happens last.  The
 PRD list is walked from a cursor (entry, offset) that a START 0→1 write
 resets to the table start and that otherwise persists, as in hardware.  For
 each PRD entry the bytes go from the unit's ``dma_source()`` (for sector
 reads a zero-copy view of the medium's memory map) into guest RAM with ONE
 numpy copy; ``notify_written`` tells the CPU's translated-code cache; then
-``dma_advance`` lets the unit complete the command.  Transfers are
+``dma_advance`` lets the unit complete the command.  Data-out (a MODE SELECT
+parameter list) runs the same walk the other way: one numpy copy per PRD
+entry from guest RAM into the unit's ``dma_sink()``.  Transfers are
 synchronous: data lands in RAM by the time the port write that started them
 returns.
 
@@ -36,15 +39,17 @@ Outcomes (SFF-8038i §2.2, Interrupt/Active table; QEMU's ide-test
 * PRD list longer: INTERRUPT=1, ACTIVE=1 (the cursor stays inside the list;
   a further DMA command without a restart continues from it).
 * PRD list shorter: INTERRUPT=0, ACTIVE=0, ERROR=0 (the "PRDs smaller than
-  the IDE transfer" case).  The bytes the PRDs cover are written; the unit
+  the IDE transfer" case).  The bytes the PRDs cover are moved; the unit
   keeps the rest and stays in its data phase (DRQ, no INTRQ, no ERR), as a
   real drive keeps DMARQ asserted.  The host recovers with DEVICE RESET, or
   restarts the engine (START 0→1) on a new table to take the rest.
-* A PRD entry, or the PRD table itself, outside guest RAM, or START with the
-  direction bit saying memory-to-device while the unit has data for memory:
-  ERROR=1, ACTIVE=0, **nothing** is written (the whole walk is checked
-  before the first byte moves — a deliberate simplification: a real
-  controller would have written the regions before the bad one), and the
+* A PRD entry, or the PRD table itself, outside guest RAM, or a direction bit
+  that does not match the unit's transfer (memory-to-device while the unit
+  has data for memory, or device-to-memory while it waits for data; SFF-8038i
+  §2.1 makes the bit the transfer's direction): ERROR=1, ACTIVE=0, **nothing**
+  is written or consumed (the whole walk is checked before the first byte
+  moves — a deliberate simplification: a real controller would have moved
+  the regions before the bad one), and the
   unit is told through ``dma_fault()``; the ATAPI drive ends the command
   with CHECK CONDITION, ABORTED COMMAND / DATA PHASE ERROR (0B/4B/00), whose
   INTRQ sets INTERRUPT.
@@ -245,16 +250,17 @@ class BusMasterDma:
         """
         if not (self.command & _START and self.status & _ACTIVE and self.bus_master_enabled):
             return
-        unit = self._requesting_unit()
-        if unit is None:
+        request = self._requesting_unit()
+        if request is None:
             return
-        source = unit.dma_source()
-        if not self.command & _READ:
-            # The unit has data for memory, the host programmed memory-to-device.
-            self._fail(unit, "direction bit says memory to device")
+        unit, buffer, to_memory = request
+        if bool(self.command & _READ) != to_memory:
+            # SFF-8038i §2.1: the direction bit must match the device's transfer.
+            self._fail(unit, "direction bit says " + ("memory to device" if to_memory
+                                                      else "device to memory"))
             return
         try:
-            segments, exhausted = self._walk(source.size)
+            segments, exhausted = self._walk(buffer.size)
         except _Fault as fault:
             self._fail(unit, str(fault))
             return
@@ -262,8 +268,11 @@ class BusMasterDma:
         trace = self.channel.trace
         done = 0
         for entry, address, length, eot in segments:  # one numpy copy per PRD entry
-            np.copyto(memory.view(address, length), source[done : done + length])
-            memory.notify_written(address, length)
+            if to_memory:
+                np.copyto(memory.view(address, length), buffer[done : done + length])
+                memory.notify_written(address, length)
+            else:
+                np.copyto(buffer[done : done + length], memory.view(address, length))
             done += length
             if trace is not None:
                 trace.emit("dma", self.name, event="prd", index=entry, address=address,
@@ -271,16 +280,23 @@ class BusMasterDma:
         if exhausted:
             self.status &= ~_ACTIVE & 0xFF
         self._trace("transfer", bytes=done, entries=len(segments), exhausted=exhausted,
-                    remaining=source.size - done)
+                    remaining=buffer.size - done)
         unit.dma_advance(done)  # completion raises INTRQ, whose edge sets INTERRUPT
 
-    def _requesting_unit(self) -> IdeDevice | None:
-        """The unit with data waiting for the engine (the selected one first)."""
+    def _requesting_unit(self) -> tuple[IdeDevice, np.ndarray, bool] | None:
+        """The unit waiting for the engine (the selected one first), its buffer and
+        whether that goes to memory (``dma_source``) or comes from it (``dma_sink``)."""
         units = self.channel.units
         selected = self.channel.selected
         for unit in (units[selected], units[1 - selected]):
-            if unit.present and unit.dma_source().size:
-                return unit
+            if not unit.present:
+                continue
+            source = unit.dma_source()
+            if source.size:
+                return unit, source, True
+            sink = unit.dma_sink()
+            if sink.size:
+                return unit, sink, False
         return None
 
     def _walk(self, total: int) -> tuple[list[tuple[int, int, int, bool]], bool]:
@@ -289,7 +305,7 @@ class BusMasterDma:
         Returns the (entry, address, length, eot) segments — one per PRD entry
         used — and whether the list was exhausted (the EOT entry fully used).  Raises
         :class:`_Fault`, leaving the cursor untouched, if an entry needed or a
-        region written lies outside RAM.
+        region to be written or read lies outside RAM.
         """
         size = self.memory.size
         segments: list[tuple[int, int, int, bool]] = []

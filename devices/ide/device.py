@@ -95,8 +95,13 @@ class IdeDevice:
         """The bytes waiting for the bus-master engine (empty: none)."""
         return _NO_DATA
 
+    def dma_sink(self) -> np.ndarray:
+        """The writable bytes waiting to be filled from memory by the engine (empty: none)."""
+        return _NO_DATA
+
     def dma_advance(self, nbytes: int) -> None:
-        """The engine moved ``nbytes`` of :meth:`dma_source` into memory."""
+        """The engine moved ``nbytes`` of :meth:`dma_source` into memory (or of memory
+        into :meth:`dma_sink`)."""
 
     def dma_fault(self) -> None:
         """The engine could not move the data (memory fault): end the command in error."""
