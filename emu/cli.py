@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,7 +147,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for i, e in enumerate(entries):
         print(f"El Torito [{i}]:    platform {e['platform_name']}, "
               f"{'bootable' if e['bootable'] else 'not bootable'}, {e['media_name']}, "
-              f"load segment {e['load_segment']:#06x}, {e['sector_count']} sectors, "
+              f"load segment {_segment_text(e['load_segment'])}, {e['sector_count']} sectors, "
               f"load RBA {e['load_rba']}")
     return EXIT_OK
 
@@ -192,6 +193,33 @@ def cmd_read(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _segment_text(segment: int) -> str:
+    """A boot entry's load segment; 0 means the BIOS default 07C0h (El Torito §2.2)."""
+    return f"{segment:#06x}" if segment else "0x0000 (default 0x07c0)"
+
+
+def _positive_float(text: str) -> float:
+    """A number of seconds greater than zero, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A whole number greater than zero, for argparse."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    return value
+
+
 def _sector_number(text: str) -> int:
     """A non-negative sector number or count for argparse (decimal or 0x hex)."""
     try:
@@ -225,12 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(escapes \\r \\t \\b \\e \\xNN, {up} {down} {f1} ...)")
     p.add_argument("--until", metavar="TEXT",
                    help="stop as soon as the guest prints TEXT (screen or serial)")
-    p.add_argument("--timeout", type=float, metavar="S",
+    p.add_argument("--timeout", type=_positive_float, metavar="S",
                    help=f"stop after S seconds of guest (virtual) time "
                         f"(default {DEFAULT_TIMEOUT:g}; none when interactive)")
-    p.add_argument("--wall-timeout", type=float, metavar="S",
+    p.add_argument("--wall-timeout", type=_positive_float, metavar="S",
                    help="last-resort deadline in host seconds")
-    p.add_argument("--max-instructions", type=int, metavar="N",
+    p.add_argument("--max-instructions", type=_positive_int, metavar="N",
                    help="stop after N guest instructions")
     p.add_argument("--screen", action="store_true",
                    help="print the final 80x25 screen when the run ends")
@@ -271,6 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except MediumError as exc:
         print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (``emu trace | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:  # an output file (--json, --vcd) that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"emu: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

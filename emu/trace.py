@@ -698,7 +698,15 @@ SCRIPTS = ("probe", "ready", "read", "dma", "eject", "boot")
 
 def cmd_trace(args: argparse.Namespace) -> int:
     """``emu trace``: run scripts with tracing on and print the conversation."""
-    session = TraceSession(args.iso, args.bus, args.device, args.lba, args.count)
+    # Open the waveform file first: a path that cannot be written is refused
+    # before the disc is opened.
+    vcd_file = open(args.vcd, "w", encoding="ascii") if args.vcd else None  # noqa: SIM115
+    try:
+        session = TraceSession(args.iso, args.bus, args.device, args.lba, args.count)
+    except BaseException:
+        if vcd_file is not None:
+            vcd_file.close()
+        raise
     renderer = Renderer(collapse=not args.no_collapse, verbose=args.verbose)
     out = sys.stdout
 
@@ -707,7 +715,6 @@ def cmd_trace(args: argparse.Namespace) -> int:
             print(line, file=out)
 
     session.tracer.sinks.append(show)
-    vcd_file = open(args.vcd, "w", encoding="ascii") if args.vcd else None  # noqa: SIM115
     recorder = VcdRecorder(vcd_file, session.channel) if vcd_file else None
     if recorder is not None:
         session.tracer.sinks.append(recorder)

@@ -60,3 +60,52 @@ def test_emu_read_rejects_negative_and_non_numeric_sectors(capsys, patterned_iso
         assert "argument" in capsys.readouterr().err
     assert main(["read", str(patterned_iso), "0x10", "0"]) == 2  # zero sectors
     assert "COUNT must be at least 1" in capsys.readouterr().err
+
+
+def test_emu_info_says_what_load_segment_0_means(capsys):
+    assert main(["info", str(SAMPLE_ISO)]) == 0
+    assert "load segment 0x0000 (default 0x07c0)" in capsys.readouterr().out
+
+
+def test_boot_limits_must_be_positive(capsys):
+    import pytest
+
+    for bad in (["--timeout", "-1"], ["--timeout", "0"], ["--max-instructions", "0"],
+                ["--wall-timeout", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["boot", *bad])
+        assert exc.value.code == 2
+        assert "argument" in capsys.readouterr().err
+
+
+def test_trace_output_files_that_cannot_be_written_are_clear_errors(tmp_path, capsys):
+    missing = tmp_path / "no-such-dir"
+    for option in ("--vcd", "--json"):
+        assert main(["trace", "--script", "probe", option, str(missing / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("emu: ") and "No such file or directory" in err
+        assert "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_the_output_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "emu.cli", "trace", "--script", "read"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_seabios_until_sees_text_printed_just_before_the_halt():
+    from pathlib import Path
+
+    import pytest
+
+    if not Path("/usr/share/seabios/bios.bin").exists():
+        pytest.skip("seabios is not installed (.ci/run installs it)")
+    out = run("boot", "--firmware", "seabios", "--until", "checksum OK")
+    assert out.returncode == 0, out.stderr
+    assert "saw 'checksum OK'" in out.stderr

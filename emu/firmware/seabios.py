@@ -397,6 +397,7 @@ class SeaBiosSession(GuestText):
 
     def _firmware_stop(self, until_missing: ExitStatus) -> tuple[ExitStatus, str] | None:
         """Stops SeaBIOS's run asks for: the text seen, no boot device, input wait."""
+        self.scraper.poll()  # text written just before a halt must be seen by --until
         if self.until_seen:
             return ExitStatus.OK, f"saw {self.options.until!r}"
         if self.no_boot_device:
