@@ -38,6 +38,8 @@ from emu.trace import (
 
 CONTROL_PORTS = {0: 0x3F6, 1: 0x376}
 DRQ, ERR, BSY = 0x08, 0x01, 0x80
+MAX_PORT = 0xFFFF
+"""The x86 I/O space: ports 0x0000-0xFFFF."""
 MAX_BLOCKS = 4096
 """A packet's DRQ blocks are read until DRQ clears, but never more than this."""
 
@@ -75,6 +77,12 @@ PACKETS: dict[str, Callable[..., bytes]] = {
     "modesense": lambda page="0x2a": bytes([0x5A, 0, int(page, 0) & 0x3F, 0, 0, 0, 0, 0x01, 0]),
 }
 """Packet commands by name: ``packet NAME [ARGS]`` builds the CDB with these."""
+
+
+def _is_hex_byte(word: str) -> bool:
+    """``word`` is one CDB byte in hex: ``28``, ``0x28`` or ``a``."""
+    digits = word[2:] if word[:2].lower() == "0x" else word
+    return 1 <= len(digits) <= 2 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 def hexdump(data: bytes, limit: int = 256) -> list[str]:
@@ -128,9 +136,17 @@ class TeachingConsole(cmd.Cmd):
 
     # -- plumbing ------------------------------------------------------------------
     def say(self, text: str = "") -> None:
-        for traced in self.renderer.flush():  # keep the trace in step with what we print
-            self.stdout.write(f"  | {traced}\n")
+        """Print a line of the console's own output.
+
+        It does not flush the trace renderer: the line the renderer holds back
+        (to join ``, INTRQ ↑`` or fold repeats) is newer than anything it has
+        emitted, so flushing here would print trace lines out of order.
+        """
         self.stdout.write(text + "\n")
+
+    def _show_trace(self, lines: list[str]) -> None:
+        for text in lines:
+            self.stdout.write(f"  | {text}\n")
 
     def precmd(self, line: str) -> str:
         if not self.interactive and line.strip() and line != "EOF":
@@ -138,8 +154,7 @@ class TeachingConsole(cmd.Cmd):
         return line
 
     def postcmd(self, stop: bool, line: str) -> bool:
-        for text in self.renderer.flush():
-            self.say(f"  | {text}")
+        self._show_trace(self.renderer.flush())  # the end of a command completes its trace
         return stop
 
     def onecmd(self, line: str) -> bool:
@@ -160,46 +175,71 @@ class TeachingConsole(cmd.Cmd):
         self.failed = True
 
     def _show_event(self, event: TraceEvent) -> None:
-        for text in self.renderer.feed(event):
-            self.say(f"  | {text}")
+        """A tracer sink: print what the renderer emits, exactly as ``emu trace`` would."""
+        self._show_trace(self.renderer.feed(event))
 
     @staticmethod
     def _int(text: str) -> int:
         return int(text, 0)
 
+    def _usage(self, text: str) -> None:
+        self.say(f"usage: {text}")
+        self.failed = True
+
     # -- raw port access -----------------------------------------------------------
-    def _in(self, arg: str, width: int) -> None:
-        (port,) = shlex.split(arg) or ["?"]
-        value = self.machine.ports.read(self._int(port), width)
+    @classmethod
+    def _number(cls, text: str, what: str, limit: int) -> int:
+        """``text`` as an integer in 0..``limit``, or a ValueError that says so."""
+        try:
+            value = cls._int(text)
+        except ValueError:
+            raise ValueError(f"{what} {text!r} is not a number (e.g. 0x177 or 375)") from None
+        if not 0 <= value <= limit:
+            raise ValueError(f"{what} {text} is out of range (0x0-0x{limit:X})")
+        return value
+
+    def _in(self, name: str, arg: str, width: int) -> None:
+        words = shlex.split(arg)
+        if len(words) != 1:
+            self._usage(f"{name} PORT (e.g. {name} 0x177)")
+            return
+        port = self._number(words[0], "port", MAX_PORT)
+        value = self.machine.ports.read(port, width)
         self.say(f"0x{value:0{width * 2}X}")
 
-    def _out(self, arg: str, width: int) -> None:
-        port, value = shlex.split(arg)
-        self.machine.ports.write(self._int(port), width, self._int(value))
+    def _out(self, name: str, arg: str, width: int) -> None:
+        words = shlex.split(arg)
+        if len(words) != 2:
+            self._usage(f"{name} PORT VALUE (e.g. {name} 0x177 0xa0)")
+            return
+        port = self._number(words[0], "port", MAX_PORT)
+        kind = {1: "byte", 2: "word", 4: "dword"}[width]
+        value = self._number(words[1], f"{kind} value", (1 << (8 * width)) - 1)
+        self.machine.ports.write(port, width, value)
 
     def do_inb(self, arg: str) -> None:
         """inb PORT: read a byte from an I/O port (e.g. inb 0x177 reads Status)."""
-        self._in(arg, 1)
+        self._in("inb", arg, 1)
 
     def do_inw(self, arg: str) -> None:
         """inw PORT: read a 16-bit word (inw 0x170 reads the data port)."""
-        self._in(arg, 2)
+        self._in("inw", arg, 2)
 
     def do_inl(self, arg: str) -> None:
         """inl PORT: read a 32-bit dword."""
-        self._in(arg, 4)
+        self._in("inl", arg, 4)
 
     def do_outb(self, arg: str) -> None:
         """outb PORT VALUE: write a byte (outb 0x177 0xa0 issues PACKET)."""
-        self._out(arg, 1)
+        self._out("outb", arg, 1)
 
     def do_outw(self, arg: str) -> None:
         """outw PORT VALUE: write a 16-bit word (CDB bytes go to the data port two at a time)."""
-        self._out(arg, 2)
+        self._out("outw", arg, 2)
 
     def do_outl(self, arg: str) -> None:
         """outl PORT VALUE: write a 32-bit dword."""
-        self._out(arg, 4)
+        self._out("outl", arg, 4)
 
     # -- registers -----------------------------------------------------------------
     def do_regs(self, arg: str) -> None:
@@ -259,9 +299,21 @@ class TeachingConsole(cmd.Cmd):
             return
         name = words[0].lower()
         if name in PACKETS:
-            cdb = PACKETS[name](*words[1:])
-        else:
+            try:
+                cdb = PACKETS[name](*words[1:])
+            except TypeError:
+                raise ValueError(
+                    f"wrong arguments for 'packet {name}' (see 'help packet')") from None
+        elif _is_hex_byte(words[0]):
+            bad = [w for w in words if not _is_hex_byte(w)]
+            if bad:
+                raise ValueError(f"{bad[0]!r} is not a CDB byte in hex (00-ff)")
+            if len(words) > 12:
+                raise ValueError(f"a CDB has at most 12 bytes, not {len(words)}")
             cdb = bytes(int(w, 16) for w in words)
+        else:
+            raise ValueError(f"unknown packet command {words[0]!r}; known: "
+                             f"{', '.join(PACKETS)} (or the CDB bytes in hex)")
         self.run_packet(cdb)
 
     def run_packet(self, cdb: bytes, bcl: int = 0xFFFE) -> bool:

@@ -75,8 +75,56 @@ def test_console_script_runs_the_protocol_and_the_media_change():
 def test_console_reports_bad_input_and_keeps_going():
     text, shell = run("outb 0x177\nfrobnicate\npacket read10 x\ninb 0x177\n")
     assert shell.failed
-    assert text.count("error:") == 3
+    assert "usage: outb PORT VALUE (e.g. outb 0x177 0xa0)" in text.splitlines()
+    assert text.count("error:") == 2
     assert text.splitlines()[-1].startswith("0x")  # the last command still ran
+
+
+def test_console_checks_ports_values_and_packet_names():
+    script = "\n".join([
+        "outb 0x999999 1",
+        "outb 0x177 0x1a0",  # masked to 0xA0 this would issue PACKET: it must not be written
+        "outw 0x170 0x10000",
+        "outl 0x170 0x100000000",
+        "outb 0x177 -1",
+        "inw 0x10000",
+        "inb",
+        "packet bogus",
+        "packet 28 zz",
+        "inb 0x376",
+    ]) + "\n"
+    text, shell = run(script)
+    assert shell.failed
+    lines = text.splitlines()
+
+    def answer(command: str) -> str:
+        return lines[lines.index(f"emu> {command}") + 1]
+
+    assert answer("outb 0x999999 1") == "error: port 0x999999 is out of range (0x0-0xFFFF)"
+    assert answer("outb 0x177 0x1a0") == "error: byte value 0x1a0 is out of range (0x0-0xFF)"
+    assert answer("outw 0x170 0x10000") == (
+        "error: word value 0x10000 is out of range (0x0-0xFFFF)")
+    assert answer("outl 0x170 0x100000000") == (
+        "error: dword value 0x100000000 is out of range (0x0-0xFFFFFFFF)")
+    assert answer("outb 0x177 -1") == "error: byte value -1 is out of range (0x0-0xFF)"
+    assert answer("inw 0x10000") == "error: port 0x10000 is out of range (0x0-0xFFFF)"
+    assert answer("inb") == "usage: inb PORT (e.g. inb 0x177)"
+    assert answer("packet bogus") == (
+        "error: unknown packet command 'bogus'; known: tur, sense, inquiry, capacity, read10, "
+        "read12, toc, gesn, config, eject, load, lock, unlock, modesense (or the CDB bytes in hex)"
+    )
+    assert answer("packet 28 zz") == "error: 'zz' is not a CDB byte in hex (00-ff)"
+    assert "invalid literal" not in text
+    # Nothing was written: no PACKET command went to the drive, so DRQ is clear.
+    alt = int(answer("inb 0x376"), 16)
+    assert not alt & 0x08
+    assert not any(line.startswith("CDB:") for line in lines)
+
+
+def test_console_still_takes_a_cdb_in_hex_with_or_without_0x():
+    text, shell = run("packet 0x25\npacket 25 00 00 00 00 00 00 00 00 00\n")
+    assert not shell.failed
+    assert text.count("CDB: 25 00 00 00 00 00 00 00 00 00 00 00 = READ CAPACITY") == 2
 
 
 def test_help_lists_the_commands():
@@ -98,3 +146,56 @@ def test_emu_console_reads_a_script_from_stdin():
     assert proc.returncode == 0, proc.stderr
     assert "= INQUIRY allocation 36 bytes" in proc.stdout
     assert "status: 0x41" in proc.stdout or "status: 0x50" in proc.stdout
+
+
+def test_trace_lines_come_in_protocol_order_as_emu_trace_renders_them():
+    """``trace on`` + ``packet tur``: the live trace is exactly what ``render`` makes of it."""
+    from devices.trace import TraceEvent
+    from emu.trace import render
+
+    out = io.StringIO()
+    shell = TeachingConsole(str(SAMPLE_PATH), stdin=io.StringIO(""), stdout=out)
+    try:
+        for line in ("trace on", "packet tur"):
+            shell.postcmd(shell.onecmd(shell.precmd(line)), line)
+            if line == "trace on":  # record the same events for the independent check
+                events: list[TraceEvent] = []
+                assert shell.tracer is not None
+                shell.tracer.sinks.append(events.append)
+    finally:
+        shell.close()
+    traced = [line[4:] for line in out.getvalue().splitlines() if line.startswith("  | ")]
+    # PACKET PIO data-in (vol 2 §11.8): the host writes Features and the byte count
+    # limit, then the PACKET command; the drive asks for the packet (HP1, DRQ with
+    # CoD=1 IO=0); the host polls Alternate Status, sends the 12-byte CDB; the drive
+    # (power-on UNIT ATTENTION) completes with CHECK CONDITION and raises INTRQ,
+    # which the host's Status read acknowledges; then it reads Error.
+    assert traced == [
+        "host → Features (0x171) = 0x00",
+        "host → Byte count low (0x174) = 0xFE",
+        "host → Byte count high (0x175) = 0xFF",
+        "host → Command (0x177) = 0xA0 PACKET",
+        "drive: DRQ=1 CoD=1 IO=0 → send the 12-byte packet",
+        "host ← Alt status (0x376) = 0x58 DRDY DSC DRQ",
+        "host → Data (0x170): 00 00 00 00 00 00 00 00 00 00 00 00 = TEST UNIT READY",
+        "drive: sense 06/29/00 = UNIT ATTENTION, power on, reset, or bus device reset occurred",
+        "drive: CHECK CONDITION, Status 0x41 DRDY ERR, Error 0x60 (sense key 6h UNIT ATTENTION),"
+        " IO=1 CoD=1, INTRQ ↑",
+        "host ← Status (0x177) = 0x41 DRDY ERR, INTRQ ↓ (reading Status acknowledges)",
+        "host ← Error (0x171) = 0x60 (sense key 6h UNIT ATTENTION)",
+    ]
+    assert traced == render(events)  # the same lines, in the same order, as `emu trace`
+
+
+def test_trace_of_a_data_in_command_keeps_the_drq_block_after_the_cdb():
+    text, _ = run("trace on\npacket inquiry\n")
+    traced = [line[4:] for line in text.splitlines() if line.startswith("  | ")]
+    order = [
+        "host → Byte count low (0x174) = 0xFE",
+        "host → Byte count high (0x175) = 0xFF",
+        "host → Command (0x177) = 0xA0 PACKET",
+        "drive: DRQ=1 CoD=1 IO=0 → send the 12-byte packet",
+        "host → Data (0x170): 12 00 00 00 24 00 00 00 00 00 00 00 = INQUIRY allocation 36 bytes",
+        "drive: DRQ block of 36 bytes, INTRQ ↑",
+    ]
+    assert [traced.index(line) for line in order] == sorted(traced.index(line) for line in order)
