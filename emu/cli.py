@@ -108,6 +108,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
         if args.firmware_log:
             print("\n--- SeaBIOS debug log (port 402h) " + "-" * 45, file=sys.stderr)
             print("\n".join(result.firmware_log), file=sys.stderr)
+        # SeaBIOS shows its boot list on screen only in its ESC menu; the drives it
+        # registered for booting are in its debug log, so say which ones it found.
+        found = [line for line in result.firmware_log if line.startswith("DVD/CD [")]
+        listing = "; ".join(f"{i}. {line}" for i, line in enumerate(found, 1)) or "none"
+        print(f"\n[emu] SeaBIOS boot list: {listing}", file=sys.stderr)
     elif result.loaded is None:
         for line in result.firmware_log:
             print(line)

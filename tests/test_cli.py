@@ -109,3 +109,16 @@ def test_seabios_until_sees_text_printed_just_before_the_halt():
     out = run("boot", "--firmware", "seabios", "--until", "checksum OK")
     assert out.returncode == 0, out.stderr
     assert "saw 'checksum OK'" in out.stderr
+
+
+def test_seabios_boot_names_the_drives_seabios_found():
+    from pathlib import Path
+
+    import pytest
+
+    if not Path("/usr/share/seabios/bios.bin").exists():
+        pytest.skip("seabios is not installed (.ci/run installs it)")
+    out = run("boot", "--firmware", "seabios", "--bus", "0", "--device", "1")
+    assert out.returncode == 0, out.stderr
+    assert ("SeaBIOS boot list: 1. DVD/CD [ata0-1: EMU Virtual DVD-ROM ATAPI-7 DVD/CD]"
+            in out.stderr)
