@@ -8,8 +8,8 @@
   past the ISO 9660 volume with more patterned sectors (as hybrid images append
   partitions past the volume; the drive's capacity is the file size).
 * :func:`build_sample_iso` makes the built-in sample that the main job boots.
-* :func:`build_floppy_emulation_iso` makes a 1.44M floppy-emulation boot image
-  (El Torito §2.2, media type 2).
+* :func:`build_floppy_emulation_iso` makes a floppy-emulation boot image: 1.2M,
+  1.44M or 2.88M (El Torito §2.2, media type 1, 2 or 3, chosen by the size).
 
 Determinism: pycdlib stamps the current time into the volume descriptor dates
 (ECMA-119 §8.4.26-8.4.29) and every directory record's recording date
@@ -50,6 +50,9 @@ BUILD_TIME = 1_704_067_200
 
 FLOPPY_144_SIZE = 1_474_560
 """Bytes in a 1.44M floppy image (80 cylinders, 2 heads, 18 sectors of 512)."""
+FLOPPY_SIZES = {1: 1_228_800, 2: FLOPPY_144_SIZE, 3: 2_949_120}
+"""El Torito §2.2 floppy media type → image bytes: 1.2M (80×2×15), 1.44M (80×2×18),
+2.88M (80×2×36)."""
 
 PATTERN_PATH = "/PATTERN.BIN;1"
 SAMPLE_PATH = Path(__file__).with_name("sample.iso")
@@ -334,15 +337,16 @@ def build_sample_iso(path: str | os.PathLike[str] = SAMPLE_PATH) -> Path:
 def build_floppy_emulation_iso(
     path: str | os.PathLike[str], floppy_image: bytes, volume_id: str = "FLOPPY"
 ) -> Path:
-    """An ISO booting ``/FLOPPY.IMG`` (1,474,560 bytes) as a 1.44M floppy (El Torito §2.2).
+    """An ISO booting ``/FLOPPY.IMG`` as an emulated floppy (El Torito §2.2).
 
-    The catalog entry has media type 2, load segment 0 and sector count 1 (the
-    firmware reads the virtual floppy's boot sector, then serves INT 13h from it).
+    The image size picks the media type (:data:`FLOPPY_SIZES`: 1,228,800 bytes
+    for 1.2M, 1,474,560 for 1.44M, 2,949,120 for 2.88M).  The catalog entry has
+    load segment 0 and sector count 1 (the firmware reads the virtual floppy's
+    boot sector, then serves INT 13h from it).
     """
-    if len(floppy_image) != FLOPPY_144_SIZE:
-        raise ValueError(
-            f"a 1.44M floppy image is {FLOPPY_144_SIZE} bytes, not {len(floppy_image)}"
-        )
+    if len(floppy_image) not in FLOPPY_SIZES.values():
+        sizes = ", ".join(str(size) for size in FLOPPY_SIZES.values())
+        raise ValueError(f"a floppy image is {sizes} bytes, not {len(floppy_image)}")
     out = Path(path)
     with fixed_clock():
         iso = _new_iso(volume_id)
@@ -350,7 +354,7 @@ def build_floppy_emulation_iso(
         iso.add_eltorito(
             "/FLOPPY.IMG;1",
             media_name="floppy",
-            boot_load_size=FLOPPY_144_SIZE // VIRTUAL_SECTOR,
+            boot_load_size=len(floppy_image) // VIRTUAL_SECTOR,
         )
         _write(iso, out)
     return out

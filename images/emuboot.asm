@@ -2,10 +2,11 @@
 ;
 ; Loaded by the firmware at 0000:7C00 from an El Torito emulated drive (El
 ; Torito 1.0 section 3: floppy = drive 00h, hard disk = drive 80h) and entered
-; with DL = that drive.  It prints which drive it booted from, reads CHS
-; (0,0,2) and CHS (1,1,1) with INT 13h AH=02h and prints the NUL-terminated
-; text at the start of each sector (images/emulation.py writes it there),
-; then halts.  The same 446 bytes of code serve as a floppy boot sector and
+; with DL = that drive.  It prints which drive it booted from and what
+; INT 13h AH=08h reports for it ("GEOMETRY CX=cccc DX=dddd BL=bb"), reads
+; CHS (0,0,2) and CHS (1,1,1) with INT 13h AH=02h and prints the
+; NUL-terminated text at the start of each sector (images/emulation.py
+; writes it there), then halts.  The same 446 bytes of code serve as a floppy boot sector and
 ; as a master boot record (the partition table is filled in by the builder).
 ;
 ; Build: nasm -f bin -o images/emuboot.bin images/emuboot.asm
@@ -34,6 +35,36 @@ main:
         mov     si, msg_crlf
         call    print
 
+        xor     bx, bx                  ; INT 13h AH=08h: drive parameters
+        xor     di, di
+        mov     dl, [drive]
+        mov     ah, 0x08
+        push    es
+        int     0x13
+        pop     es
+        jc      .nogeo
+        push    bx
+        push    dx
+        push    cx
+        mov     si, msg_geo_cx
+        call    print
+        pop     ax
+        call    print_hex16
+        mov     si, msg_geo_dx
+        call    print
+        pop     ax
+        call    print_hex16
+        mov     si, msg_geo_bl
+        call    print
+        pop     ax
+        call    print_hex8
+        mov     si, msg_crlf
+        call    print
+        jmp     .reads
+.nogeo:
+        mov     si, msg_geo_error
+        call    print
+.reads:
         mov     cx, 0x0002              ; cylinder 0, sector 2
         xor     dh, dh                  ; head 0
         call    read_and_print
@@ -73,6 +104,11 @@ print:
 .done:
         ret
 
+print_hex16:
+        push    ax
+        mov     al, ah
+        call    print_hex8
+        pop     ax
 print_hex8:
         push    ax
         shr     al, 4
@@ -92,6 +128,10 @@ print_hex8:
 
 msg_booted      db "EMULATED DRIVE BOOT: drive 0x", 0
 msg_error       db "INT 13h read error", 13, 10, 0
+msg_geo_cx      db "GEOMETRY CX=", 0
+msg_geo_dx      db " DX=", 0
+msg_geo_bl      db " BL=", 0
+msg_geo_error   db "INT 13h AH=08h error", 13, 10, 0
 msg_halt        db "Halted.", 0
 msg_crlf        db 13, 10, 0
 drive           db 0

@@ -9,6 +9,7 @@ import pytest
 from emu.boot import BootOptions, BootSession
 from emu.cpu import StopReason
 from emu.firmware.keyboard import key_code, parse_keys
+from images.emulation import build_floppy_boot_iso
 from tests.test_cpu import NASM, assemble
 
 pytestmark = pytest.mark.skipif(NASM is None, reason="nasm is not installed")
@@ -27,9 +28,10 @@ def _close_media():
         _sessions.pop().medium.close()
 
 
-def run_program(tmp_path, body: str, keys: str = "", limit: int = 20_000_000) -> BootSession:
-    """Boot the sample through the firmware, then run ``body`` at 0000:7C00 instead."""
-    session = BootSession(BootOptions(keys=keys))
+def run_program(tmp_path, body: str, keys: str = "", limit: int = 20_000_000,
+                iso=None) -> BootSession:
+    """Boot the sample (or ``iso``) through the firmware, then run ``body`` at 0000:7C00."""
+    session = BootSession(BootOptions(iso=iso, keys=keys))
     _sessions.append(session)
     loaded = session.firmware()
     session.start(loaded)
@@ -48,6 +50,10 @@ def u16(session: BootSession, offset: int) -> int:
 
 def u32(session: BootSession, offset: int) -> int:
     return session.machine.memory.read_u32(OUT + offset)
+
+
+def u8(session: BootSession, offset: int) -> int:
+    return session.machine.memory.read_u8(OUT + offset)
 
 
 # -- INT 10h ---------------------------------------------------------------------------
@@ -133,6 +139,170 @@ def test_int13_el_torito_status_packet(tmp_path):
     assert packet[0] == 0x13 and packet[1] == 0 and packet[2] == 0xE0
     assert int.from_bytes(packet[4:8], "little") == s.bios.image.entry.load_rba
     assert int.from_bytes(packet[0x0C:0x0E], "little") == 0x07C0
+
+
+def test_int13_cd_reset_and_status_of_the_last_operation(tmp_path):
+    """AH=00h resets; AH=01h returns the previous status in AH, CF set if it was an
+    error (Ralf Brown INT 13/AH=01h), per drive class: 40:74h for DL bit 7 set,
+    40:41h for floppies."""
+    s = run_program(tmp_path, """
+    mov ah, 0x43            ; EDD write to the CD: 03h write-protected
+    mov dl, 0xE0
+    mov si, 0x700
+    int 0x13
+    setc [0x600]
+    mov [0x602], ax
+    mov ah, 0x01
+    mov dl, 0xE0
+    int 0x13
+    setc [0x604]
+    mov [0x606], ax
+    mov al, [0x474]
+    mov [0x608], al
+    mov ah, 0x00            ; reset
+    mov dl, 0xE0
+    int 0x13
+    setc [0x609]
+    mov [0x60A], ax
+    mov ah, 0x02            ; a floppy read: no drive 00h on a no-emulation boot
+    mov al, 1
+    mov cx, 1
+    xor dx, dx
+    mov bx, 0x8000
+    int 0x13
+    setc [0x60C]
+    mov ah, 0x01            ; the CD's status is the reset's, not the floppy's
+    mov dl, 0xE0
+    int 0x13
+    setc [0x60D]
+    mov [0x60E], ax
+    mov ah, 0x01
+    mov dl, 0x00
+    int 0x13
+    setc [0x610]
+    mov [0x612], ax
+    """)
+    assert u8(s, 0) == 1 and u16(s, 2) >> 8 == 0x03
+    assert u8(s, 4) == 1 and u16(s, 6) >> 8 == 0x03 and u8(s, 8) == 0x03
+    assert u8(s, 9) == 0 and u16(s, 0xA) >> 8 == 0x00
+    assert u8(s, 0xC) == 1
+    assert u8(s, 0xD) == 0 and u16(s, 0xE) >> 8 == 0x00
+    assert u8(s, 0x10) == 1 and u16(s, 0x12) >> 8 == 0x01  # 01h: invalid (no such drive)
+    assert s.machine.memory.read_u8(0x474) == 0 and s.machine.memory.read_u8(0x441) == 0x01
+
+
+def test_int13_get_disk_type_of_the_cd(tmp_path):
+    """AH=15h: AH=02h, a removable drive with change-line support, CF clear (RBIL
+    INT 13/AH=15h); no such drive: CF set."""
+    s = run_program(tmp_path, """
+    mov ah, 0x15
+    mov dl, 0xE0
+    int 0x13
+    setc [0x600]
+    mov [0x602], ax
+    mov ah, 0x15
+    mov dl, 0x81
+    int 0x13
+    setc [0x604]
+    """)
+    assert u8(s, 0) == 0 and u16(s, 2) >> 8 == 0x02
+    assert u8(s, 4) == 1
+
+
+def test_int13_4b00_without_emulation_returns_the_packet_and_keeps_the_cd(tmp_path):
+    """AX=4B00h on a no-emulation boot (El Torito §5.3): CF clear, the 13h-byte
+    specification packet at DS:SI, and drive E0h goes on working."""
+    s = run_program(tmp_path, """
+    mov di, 0x700
+    mov cx, 0x20
+    mov al, 0xCC
+    rep stosb
+    mov ax, 0x4B00
+    mov dl, 0xE0
+    mov si, 0x700
+    int 0x13
+    setc [0x600]
+    mov [0x602], ax
+    mov si, dap
+    mov ah, 0x42
+    mov dl, 0xE0
+    int 0x13
+    setc [0x604]
+    mov ax, 0x4B00
+    mov dl, 0x81            ; not a drive of this boot
+    mov si, 0x740
+    int 0x13
+    setc [0x605]
+    jmp halt
+align 4
+dap: db 16, 0
+    dw 1
+    dw 0x0000, 0x2000
+    dq 16
+    """)
+    (entry,) = s.medium.boot_entries()
+    assert entry.media_type == 0
+    assert u8(s, 0) == 0 and u16(s, 2) == 0x0000
+    packet = s.machine.memory.read(0x700, 0x14)
+    size, media, drive, controller, lba, spec, cache, segment, count, ch, cl, dh = (
+        struct.unpack_from("<BBBBIHHHHBBB", packet))
+    assert (size, media, drive) == (0x13, 0x00, 0xE0)
+    # The drive's place: BootOptions' channel (secondary by default) and master/slave.
+    assert controller == s.options.bus == 1 and spec & 1 == s.options.device == 0
+    assert lba == entry.load_rba and cache == 0
+    assert segment == (entry.load_segment or 0x07C0) and count == entry.sector_count
+    assert (ch, cl, dh) == (0, 0, 0)  # no emulated geometry
+    assert packet[0x13] == 0xCC  # 13h bytes, no more
+    assert u8(s, 4) == 0 and s.machine.memory.read(0x20001, 5) == b"CD001"
+    assert u8(s, 5) == 1
+
+
+@pytest.mark.parametrize(("media_type", "spt"), [(1, 15), (2, 18), (3, 36)])
+def test_int13_4b01_then_4b00_ends_floppy_emulation(tmp_path, media_type, spt):
+    """Floppy emulation (El Torito §5.3): the packet carries the AH=08h-style
+    geometry (CH = last cylinder 4Fh, CL = sectors per track, DH = last head 1);
+    AX=4B00h DL=7Fh terminates every emulated drive, so drive 00h is gone."""
+    iso = build_floppy_boot_iso(tmp_path / "floppy.iso", media_type)
+    s = run_program(tmp_path, """
+    mov ax, 0x4B01
+    mov dl, 0x00
+    mov si, 0x700
+    int 0x13
+    setc [0x600]
+    int 0x11
+    mov [0x602], ax
+    mov ax, 0x0201          ; CHS 0/0/1 of the emulated floppy: its boot sector
+    mov cx, 0x0001
+    xor dx, dx
+    mov bx, 0x8000
+    int 0x13
+    setc [0x604]
+    mov ax, 0x4B00
+    mov dl, 0x7F
+    mov si, 0x720
+    int 0x13
+    setc [0x605]
+    mov ax, 0x0201
+    mov cx, 0x0001
+    xor dx, dx
+    mov bx, 0x8200
+    int 0x13
+    setc [0x606]
+    mov [0x608], ax
+    """, iso=iso)
+    (entry,) = s.medium.boot_entries()
+    assert entry.media_type == media_type
+    assert u8(s, 0) == 0
+    packet = s.machine.memory.read(0x700, 0x13)
+    assert packet[0:3] == bytes([0x13, media_type, 0x00])
+    assert int.from_bytes(packet[4:8], "little") == entry.load_rba
+    assert int.from_bytes(packet[0x0C:0x0E], "little") == 0x07C0  # catalog says 0
+    assert packet[0x10:0x13] == bytes([0x4F, spt, 0x01])
+    assert u16(s, 2) & 0x00C1 == 0x0001  # one diskette drive: bit 0, bits 6-7 = 00
+    assert u8(s, 4) == 0
+    assert s.machine.memory.read(0x8000, 512) == bytes(s.medium.read(entry.load_rba, 1))[:512]
+    assert u8(s, 5) == 0 and s.machine.memory.read(0x720, 3) == packet[0:3]
+    assert u8(s, 6) == 1 and u16(s, 8) >> 8 == 0x01  # drive 00h no longer exists
 
 
 def test_int13_unknown_drive_sets_cf(tmp_path):
@@ -257,6 +427,45 @@ done:
     assert s.machine.memory.read_u8(OUT + 8) == 0
     table = (u16(s, 0xC) << 4) + u16(s, 0xA)
     assert s.machine.memory.read_u8(table + 2) == 0xFC
+
+
+def test_int15_86h_waits_and_timer_ticks_go_on_meanwhile(tmp_path):
+    """AH=86h: CX:DX microseconds, CF clear, AH=00h (RBIL INT 15/AH=86h).  One second
+    with interrupts on lets IRQ 0 count 18 ticks at 40:6Ch (1193182 / 65536 Hz)."""
+    s = run_program(tmp_path, """
+    sti
+    mov eax, [0x46C]
+    mov [0x600], eax
+    mov ah, 0x86
+    mov cx, 0x000F          ; 000F4240h = 1,000,000 us
+    mov dx, 0x4240
+    int 0x15
+    setc [0x608]
+    mov [0x60A], ax
+    mov eax, [0x46C]
+    mov [0x604], eax
+    mov ah, 0x86
+    xor cx, cx
+    mov dx, 1000            ; 1 ms: shorter than a tick
+    int 0x15
+    setc [0x60C]
+    mov eax, [0x46C]
+    mov [0x60E], eax
+    """, limit=400_000_000)
+    assert u8(s, 8) == 0 and u16(s, 0xA) >> 8 == 0x00
+    assert 18 <= u32(s, 4) - u32(s, 0) <= 19
+    assert u8(s, 0xC) == 0 and u32(s, 0xE) - u32(s, 4) <= 1
+
+
+def test_int11_equipment_list(tmp_path):
+    """INT 11h = BDA 40:10h (RBIL INT 11): bit 1 FPU, bits 4-5 = 10b 80x25 colour,
+    bits 9-11 = one serial port (COM1 at 3F8h), no diskette on a no-emulation boot."""
+    s = run_program(tmp_path, """
+    int 0x11
+    mov [0x600], ax
+    """)
+    assert s.machine.memory.read_u16(0x400) == 0x3F8
+    assert u16(s, 0) == 0x0222 == s.machine.memory.read_u16(0x410)
 
 
 # -- INT 16h ------------------------------------------------------------------------------

@@ -18,7 +18,12 @@ import pytest
 from devices.trace import TraceEvent, Tracer
 from emu.boot import BootOptions, BootResult, BootSession, ExitStatus
 from images.builders import SAMPLE_PATH, build_patterned_iso
-from images.emulation import build_floppy_boot_iso, build_hard_disk_boot_iso
+from images.emulation import (
+    build_floppy_boot_iso,
+    build_hard_disk_boot_iso,
+    floppy_image,
+    floppy_marker_lba,
+)
 
 ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
 SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
@@ -265,17 +270,35 @@ def test_grub_rescue_boots_to_its_menu_and_lists_the_disc_at_its_prompt(grub_iso
 # -- floppy and hard-disk emulation ---------------------------------------------------------
 
 
-def test_a_floppy_emulation_disc_boots_as_drive_00_and_reads_by_chs(tmp_path):
-    result, log = boot(build_floppy_boot_iso(tmp_path / "floppy.iso"))
+# El Torito §2.2 floppy media types.  INT 13h AH=08h (Ralf Brown's list): CH = low
+# 8 bits of the last cylinder, CL = sectors per track | cylinder bits 8-9 << 6,
+# DH = last head, DL = drives, BL = CMOS drive type (02h 1.2M, 04h 1.44M, 06h 2.88M).
+FLOPPIES = {
+    1: ("1.2M", 45, "CX=4F0F DX=0101 BL=02"),  # 80 x 2 x 15: CHS 1/1/1 = (1*2+1)*15
+    2: ("1.44M", 54, "CX=4F12 DX=0101 BL=04"),  # 80 x 2 x 18
+    3: ("2.88M", 108, "CX=4F24 DX=0101 BL=06"),  # 80 x 2 x 36
+}
+
+
+@pytest.mark.parametrize("media_type", sorted(FLOPPIES), ids=[v[0] for v in FLOPPIES.values()])
+def test_a_floppy_emulation_disc_boots_as_drive_00_and_reads_by_chs(tmp_path, media_type):
+    _, marker, geometry = FLOPPIES[media_type]
+    assert floppy_marker_lba(media_type) == marker
+    result, log = boot(build_floppy_boot_iso(tmp_path / "floppy.iso", media_type))
     assert result.status is ExitStatus.OK, result.message
     assert "EMULATED DRIVE BOOT: drive 0x00" in result.console
+    assert f"GEOMETRY {geometry}" in result.console
     assert "FLOPPY SECTOR C0 H0 S2 (LBA 1)" in result.console
-    assert "FLOPPY SECTOR C1 H1 S1 (LBA 54)" in result.console
-    assert result.bios_calls[(0x13, 0x02)] == 2
-    assert result.loaded is not None and result.loaded.entry.media_type == 2
+    assert f"FLOPPY SECTOR C1 H1 S1 (LBA {marker})" in result.console
+    assert result.bios_calls[(0x13, 0x02)] == 2 and result.bios_calls[(0x13, 0x08)] == 1
+    assert result.loaded is not None and result.loaded.entry.media_type == media_type
+    # The last CHS read (1/1/1) left exactly that 512-byte sector of the image at 0:8000.
+    assert result.machine is not None
+    image = floppy_image(media_type)
+    assert result.machine.memory.read(0x8000, 512) == image[marker * 512 : marker * 512 + 512]
     image_lba = result.loaded.entry.load_rba
     assert (image_lba, 1) in log.reads  # CHS 0/0/2 lives in the image's first CD sector
-    assert (image_lba + 54 // 4, 1) in log.reads
+    assert (image_lba + marker // 4, 1) in log.reads
     assert log.sectors == firmware_reads(result) + result.sectors_read
 
 
@@ -283,6 +306,8 @@ def test_a_hard_disk_emulation_disc_boots_as_drive_80(tmp_path):
     result, log = boot(build_hard_disk_boot_iso(tmp_path / "hd.iso"))
     assert result.status is ExitStatus.OK, result.message
     assert "EMULATED DRIVE BOOT: drive 0x80" in result.console
+    # AH=08h: last cylinder 3, 63 sectors per track, last head 15, one drive.
+    assert "GEOMETRY CX=033F DX=0F01" in result.console
     assert "HARD DISK SECTOR C0 H0 S2 (LBA 1)" in result.console
     assert "HARD DISK SECTOR C1 H1 S1 (LBA 1071)" in result.console
     assert result.loaded is not None and result.loaded.entry.media_type == 4

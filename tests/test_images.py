@@ -177,17 +177,22 @@ def test_cli_regenerates_the_sample(tmp_path, capsys):
 # -- floppy emulation ----------------------------------------------------------------
 
 
-def test_floppy_emulation_iso_has_a_144_floppy_entry(tmp_path):
-    floppy = bytearray(FLOPPY_144_SIZE)
+@pytest.mark.parametrize(("size", "media_type", "name"), [
+    (1_228_800, 1, "1.2M floppy"), (FLOPPY_144_SIZE, 2, "1.44M floppy"),
+    (2_949_120, 3, "2.88M floppy"),
+])
+def test_floppy_emulation_iso_has_a_floppy_entry_of_the_image_size(tmp_path, size,
+                                                                    media_type, name):
+    floppy = bytearray(size)
     floppy[0:3] = b"\xeb\x3c\x90"
     floppy[510:512] = b"\x55\xaa"
     floppy[-4:] = b"LAST"
     image = build_floppy_emulation_iso(tmp_path / "f.iso", bytes(floppy))
     with IsoImage(image) as medium:
         (entry,) = medium.boot_entries()
-        assert entry.media_type == 2 and entry.media_name == "1.44M floppy"
+        assert entry.media_type == media_type and entry.media_name == name
         assert entry.sector_count == 1 and entry.load_segment == 0
-        sectors = FLOPPY_144_SIZE // SECTOR_SIZE
+        sectors = size // SECTOR_SIZE
         assert bytes(medium.read(entry.load_rba, sectors)) == bytes(floppy)
 
 

@@ -146,7 +146,8 @@ class Bios:
         """READ(10) runs done by bus-master DMA (the rest by PIO)."""
         self._frame: int | None = None
         self._retry_ip: int | None = None
-        self._last_status = DISK_OK
+        self._wait_until: int | None = None
+        """INT 15h AH=86h: the clock reading the current wait ends at."""
         self._services: dict[int, Callable[[], None]] = {
             0x08: self.int08_timer, 0x10: self.int10_video, 0x11: self.int11_equipment,
             0x12: self.int12_memory, 0x13: self.int13_disk, 0x14: self.int14_serial,
@@ -184,7 +185,8 @@ class Bios:
         bda = bytearray(256)
         struct.pack_into("<H", bda, 0x00, 0x3F8 if self.serial is not None else 0)
         struct.pack_into("<H", bda, 0x0E, EBDA_SEGMENT)
-        struct.pack_into("<H", bda, 0x10, 0x0022)  # 80x25 colour, FPU
+        # Equipment word (INT 11h): FPU, 80x25 colour, bits 9-11 = serial ports.
+        struct.pack_into("<H", bda, 0x10, 0x0022 | (0x0200 if self.serial is not None else 0))
         struct.pack_into("<H", bda, 0x13, CONVENTIONAL_KB)
         struct.pack_into("<HH", bda, 0x1A, 0x1E, 0x1E)
         struct.pack_into("<HH", bda, 0x80, 0x1E, 0x3E)
@@ -435,10 +437,14 @@ class Bios:
             status = DISK_BAD_COMMAND  # no such drive
         if status is None:
             return
-        self._last_status = status
-        self.ram[0x474 if dl & 0x80 else 0x441] = status
+        self.ram[self._status_byte(dl)] = status
         self._set_ah(status)
         self._flags(cf=status != DISK_OK)
+
+    @staticmethod
+    def _status_byte(drive: int) -> int:
+        """BDA byte with the last status: 40:74h for hard disks (DL bit 7), else 40:41h."""
+        return 0x474 if drive & 0x80 else 0x441
 
     def _eltorito_status(self, al: int, dl: int) -> None:
         """AX=4B00h (terminate emulation) / 4B01h (status): the specification packet (§5.3)."""
@@ -466,8 +472,8 @@ class Bios:
             heads - 1 if emu else 0,
         )
         self.uc.mem_write(self._seg_off(X.UC_X86_REG_DS, X.UC_X86_REG_ESI), packet)
-        if al == 0 and dl != 0x7F:
-            self.emulated = None
+        if al == 0 and emu is not None and dl in (0x7F, emu.number):
+            self.emulated = None  # 7Fh terminates every emulated drive (§5.3)
         self._set_ah(0)
         self._flags(cf=False)
 
@@ -511,7 +517,7 @@ class Bios:
         if ah in (0x00, 0x10, 0x0D, 0x44, 0x47):
             return DISK_OK
         if ah == 0x01:
-            return self._last_status
+            return int(self.ram[self._status_byte(CDROM_DRIVE)])
         if ah == 0x41:
             self._edd_check()
             return None
@@ -539,7 +545,7 @@ class Bios:
         if ah in (0x00, 0x0C, 0x0D, 0x10, 0x11, 0x14):
             return DISK_OK
         if ah == 0x01:
-            return self._last_status
+            return int(self.ram[self._status_byte(disk.number)])
         if ah in (0x02, 0x04):
             ecx, edx = self._r(X.UC_X86_REG_ECX), self._r(X.UC_X86_REG_EDX)
             count = self._r(X.UC_X86_REG_EAX) & 0xFF
@@ -757,9 +763,19 @@ class Bios:
             self._set_ah(0)
             self._ok()
         elif ah == 0x86:
-            micros = ((self._r(X.UC_X86_REG_ECX) & 0xFFFF) << 16) | (
-                self._r(X.UC_X86_REG_EDX) & 0xFFFF)
-            self.cpu.clock.nudge(micros * self.cpu.clock.ips // 1_000_000)
+            # Wait CX:DX microseconds.  Timer ticks falling inside the wait
+            # are served as on a PC (the BIOS sleeps to each one and retries).
+            clock = self.cpu.clock
+            if self._wait_until is None:
+                micros = ((self._r(X.UC_X86_REG_ECX) & 0xFFFF) << 16) | (
+                    self._r(X.UC_X86_REG_EDX) & 0xFFFF)
+                self._wait_until = clock.instructions + micros * clock.ips // 1_000_000
+            deadline = clock.next_deadline()
+            if deadline is not None and deadline < self._wait_until:
+                self._wait()
+                return
+            clock.nudge(self._wait_until - clock.instructions)
+            self._wait_until = None
             self._set_ah(0)
             self._ok()
         elif ah in (0x90, 0x91):
