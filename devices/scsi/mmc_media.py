@@ -39,7 +39,6 @@ from devices.scsi.commands import MMC_COMMANDS as T
 from devices.scsi.commands import Flag
 from devices.scsi.sense import (
     SENSE_INVALID_FIELD,
-    SENSE_MEDIUM_CHANGED,
     SENSE_REMOVAL_PREVENTED,
     CheckCondition,
 )
@@ -145,39 +144,6 @@ _POWER_CONDITIONS = {0x1: 1, 0x2: 1, 0x3: 0, 0xA: 1, 0xB: 0}
 ACTIVE, IDLE, STANDBY, FORCE_IDLE_0, FORCE_STANDBY_0.  Others are accepted unchanged."""
 
 
-def open_tray(unit: MmcTarget) -> None:
-    """Open the tray (a guest eject): Media Removal for GESN, then the host hook.
-
-    The hook (``unit.on_guest_eject``) lets the host side release what it
-    attached; without a hook the medium stays in the open tray.  A failing hook
-    is logged and does not fail the guest's command: the tray did open.
-    """
-    if unit.tray_open:
-        return
-    unit.tray_open = True
-    unit.not_ready_once = False
-    unit.pending_ua = None
-    if unit.medium.present:
-        unit.media_event = MediaEvent.MEDIA_REMOVAL
-    hook = unit.on_guest_eject
-    if hook is not None:
-        try:
-            hook()
-        except Exception:
-            log.exception("host hook for a guest eject failed")
-
-
-def close_tray(unit: MmcTarget) -> None:
-    """Close the tray (a guest load).  A medium left in the tray becomes ready again:
-    UNIT ATTENTION 28/00 and New Media, as for any not-ready-to-ready change."""
-    if not unit.tray_open:
-        return
-    unit.tray_open = False
-    if unit.medium.present:
-        unit.pending_ua = SENSE_MEDIUM_CHANGED
-        unit.media_event = MediaEvent.NEW_MEDIA
-
-
 @T.command(0x1B, "START STOP UNIT", Flag.NONDATA)
 def cmd_start_stop_unit(unit: MmcTarget, cdb: bytes) -> None:
     """MMC-5 START STOP UNIT: byte 4 bit 0 Start, bit 1 LoEj, bits 7-4 power condition.
@@ -196,11 +162,11 @@ def cmd_start_stop_unit(unit: MmcTarget, cdb: bytes) -> None:
     if not field & LOEJ_BIT:
         return
     if field & START_BIT:
-        close_tray(unit)
+        unit.close_tray()
         return
     if unit.locked and not unit.tray_open:
         raise CheckCondition(SENSE_REMOVAL_PREVENTED)
-    open_tray(unit)
+    unit.open_tray()
 
 
 def request_eject(unit: MmcTarget) -> bool:
@@ -213,5 +179,5 @@ def request_eject(unit: MmcTarget) -> bool:
     if unit.locked and not unit.tray_open:
         unit.media_event = MediaEvent.EJECT_REQUEST
         return False
-    open_tray(unit)
+    unit.open_tray()
     return True

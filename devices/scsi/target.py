@@ -199,12 +199,46 @@ class MmcTarget:
         """
         old = self.medium
         self.medium = NoMedium()
-        self.tray_open = True
         self.locked = False
-        self.not_ready_once = False
-        self.pending_ua = None
+        self._tray_opened()
         self.media_event = MediaEvent.MEDIA_REMOVAL
         return old
+
+    # -- guest side tray movements (START STOP UNIT, the eject button) --------------
+    def open_tray(self) -> None:
+        """Open the tray (a guest eject): Media Removal for GESN, then the host hook.
+
+        The hook (``on_guest_eject``) lets the host side release what it
+        attached; without a hook the medium stays in the open tray.  A failing hook
+        is logged and does not fail the guest's command: the tray did open.
+        """
+        if self.tray_open:
+            return
+        self._tray_opened()
+        if self.medium.present:
+            self.media_event = MediaEvent.MEDIA_REMOVAL
+        hook = self.on_guest_eject
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                log.exception("host hook for a guest eject failed")
+
+    def close_tray(self) -> None:
+        """Close the tray (a guest load).  A medium left in the tray becomes ready
+        again: UNIT ATTENTION 28/00 and New Media, as for any not-ready-to-ready change."""
+        if not self.tray_open:
+            return
+        self.tray_open = False
+        if self.medium.present:
+            self.pending_ua = SENSE_MEDIUM_CHANGED
+            self.media_event = MediaEvent.NEW_MEDIA
+
+    def _tray_opened(self) -> None:
+        """The tray is open: no media-change sequence or UNIT ATTENTION is left pending."""
+        self.tray_open = True
+        self.not_ready_once = False
+        self.pending_ua = None
 
     # -- the dispatcher -------------------------------------------------------------
     def execute(self, cdb: bytes, data_phase_ok: bool = True) -> Outcome:
