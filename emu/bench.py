@@ -132,24 +132,24 @@ class Rig:
         self.medium.close()
 
     # -- packet round trips ------------------------------------------------------
-    def tur(self) -> int:
-        """TEST UNIT READY: five register writes, the 12-byte CDB, one Status read."""
+    def _packet(self, cdb: bytes, limit: int, dma: bool = False) -> None:
+        """Features, byte-count limit, PACKET, then the 12-byte CDB in one ``rep outsw``."""
         p = self.machine.ports
-        p.outb(BASE + 1, 0)
-        p.outb(BASE + 4, 0)
-        p.outb(BASE + 5, 0)
+        p.outb(BASE + 1, 1 if dma else 0)
+        p.outb(BASE + 4, limit & 0xFF)
+        p.outb(BASE + 5, limit >> 8)
         p.outb(BASE + 7, 0xA0)
-        p.outsw(BASE, _TUR)
-        return p.inb(BASE + 7)
+        p.outsw(BASE, cdb)
+
+    def tur(self) -> int:
+        """TEST UNIT READY: four register writes, the 12-byte CDB, one Status read."""
+        self._packet(_TUR, 0)
+        return self.machine.ports.inb(BASE + 7)
 
     def gesn(self) -> int:
         """GET EVENT STATUS NOTIFICATION, polled, media class: Linux's media poll."""
         p = self.machine.ports
-        p.outb(BASE + 1, 0)
-        p.outb(BASE + 4, 8)
-        p.outb(BASE + 5, 0)
-        p.outb(BASE + 7, 0xA0)
-        p.outsw(BASE, _GESN)
+        self._packet(_GESN, 8)
         status = p.inb(BASE + 7)
         if status & 0x08:
             p.insw(BASE, 4)
@@ -159,12 +159,7 @@ class Rig:
     def pio_read(self, size: int) -> None:
         """READ(10) of ``size`` bytes by PIO: one ``rep insw`` per DRQ block into RAM."""
         p = self.machine.ports
-        count = size // SECTOR
-        p.outb(BASE + 1, 0)
-        p.outb(BASE + 4, 0xFE)
-        p.outb(BASE + 5, 0xFF)
-        p.outb(BASE + 7, 0xA0)
-        p.outsw(BASE, _read10(self.first_lba, count))
+        self._packet(_read10(self.first_lba, size // SECTOR), 0xFFFE)
         view = self.machine.memory.view(DEST, size)
         inb, insw_into = p.inb, p.insw_into
         off = 0
@@ -193,11 +188,7 @@ class Rig:
         p.outb(BM, 0)
         p.outb(BM + 2, 0x06)  # clear INTERRUPT and ERROR (write 1 to clear)
         p.outl(BM + 4, PRD_TABLE)
-        p.outb(BASE + 1, 1)  # Features bit 0: DMA
-        p.outb(BASE + 4, 0)
-        p.outb(BASE + 5, 0)
-        p.outb(BASE + 7, 0xA0)
-        p.outsw(BASE, _read10(self.first_lba, size // SECTOR))
+        self._packet(_read10(self.first_lba, size // SECTOR), 0, dma=True)
         p.outb(BM, 0x09)  # START | device-to-memory
         status = p.inb(BASE + 7)
         p.outb(BM, 0)
