@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.bench import Rig
+from emu.tools.bench import Rig
 
 RESULTS: dict[str, dict[str, float]] = {}
 TARGETS: dict[str, str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.bench import attacher, many_files_image, rss_bytes, small_image, sparse_image
+from emu.tools.bench import attacher, many_files_image, rss_bytes, small_image, sparse_image
 
 BIG = {"10k-files": many_files_image, "8g-sparse": sparse_image}
 

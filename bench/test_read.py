@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.bench import SIZES
+from emu.tools.bench import SIZES
 
 PAIRS = [(label, kind) for label in SIZES for kind in ("raw", "emu")]
 

@@ -26,7 +26,7 @@ def test_process_start_to_isolinux_prompt(benchmark, isolinux_iso, firmware):  #
     benchmark.group = "process start to ISOLINUX boot:"
 
     def one() -> None:
-        out = subprocess.run([sys.executable, "-m", "emu.cli", "boot", "--firmware", firmware,
+        out = subprocess.run([sys.executable, "-m", "emu.tools.cli", "boot", "--firmware", firmware,
                               "--until", "boot:", "--no-interactive", str(isolinux_iso)],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr

@@ -1,6 +1,6 @@
 """One boot of a PC from its DVD drive: firmware, BIOS services and the CPU together.
 
-:func:`run_boot` powers on a :class:`~emu.machine.Machine` with a DVD drive
+:func:`run_boot` powers on a :class:`~emu.pc.machine.Machine` with a DVD drive
 holding the disc, adds the legacy chipset (PIC, PIT, CMOS, COM1, port 80h,
 port E9h, port 92h), runs the firmware half of the boot (probe, El Torito,
 load: :func:`~emu.firmware.eltorito.firmware_boot`), installs the BIOS and
@@ -21,7 +21,7 @@ The run ends when one of these happens first (:class:`ExitStatus`):
                            ``until`` text never appeared
 =====  ==================  ===================================================
 
-Time is virtual (:class:`~emu.cpu.VirtualClock`): ``timeout`` counts guest
+Time is virtual (:class:`~emu.pc.cpu.VirtualClock`): ``timeout`` counts guest
 seconds at 100 M instructions a second, so a run is deterministic.  The wall
 deadline exists only as a last resort against a host that crawls; it is
 checked between CPU runs, never by preempting Unicorn.
@@ -36,18 +36,23 @@ from enum import IntEnum
 from pathlib import Path
 
 from devices.atapi.drive import AtapiDrive
-from devices.i8042 import I8042
 from devices.media.iso import IsoImage
-from emu.cpu import Cpu, CpuFault, StopReason
+from devices.platform.cmos import Cmos
+from devices.platform.debugport import DebugPorts
+from devices.platform.i8042 import I8042
+from devices.platform.pic import Pic8259Pair
+from devices.platform.pit import Pit8254
+from devices.platform.port92 import SystemPorts
+from devices.platform.uart import Uart16550
 from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.bios import Bios, BiosStop
-from emu.firmware.chipset import Cmos, DebugPorts, Pic8259Pair, Pit8254, SystemPorts, Uart16550
 from emu.firmware.eltorito import LoadedImage, firmware_boot
 from emu.firmware.keyboard import Keyboard, parse_keys
 from emu.firmware.video import Screen
-from emu.machine import Machine
+from emu.pc.cpu import Cpu, CpuFault, StopReason
+from emu.pc.machine import Machine
+from images import SAMPLE_ISO
 
-SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
 DEFAULT_TIMEOUT = 60.0
 """Virtual seconds a non-interactive boot may run."""
 RUN_CHUNK = 20_000_000

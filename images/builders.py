@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pycdlib
 
+from images import SAMPLE_ISO
+
 SECTOR_SIZE = 2048
 """Logical block size of the images built here (ECMA-119 §6.1.2)."""
 
@@ -55,7 +57,7 @@ FLOPPY_SIZES = {1: 1_228_800, 2: FLOPPY_144_SIZE, 3: 2_949_120}
 2.88M (80×2×36)."""
 
 PATTERN_PATH = "/PATTERN.BIN;1"
-SAMPLE_PATH = Path(__file__).with_name("sample.iso")
+SAMPLE_PATH = SAMPLE_ISO
 SAMPLE_VOLUME_ID = "EMU_SAMPLE"
 SAMPLE_BOOT_TEXT = b"EMU SAMPLE BOOT IMAGE"
 SAMPLE_BOOT_PROGRAM = Path(__file__).with_name("sampleboot.bin")

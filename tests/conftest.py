@@ -10,7 +10,7 @@ import pytest
 
 from devices.atapi.drive import AtapiDrive
 from devices.media.iso import IsoImage
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from images.builders import build_patterned_iso, pattern_bytes, pattern_extent
 from tests.guest import Guest
 

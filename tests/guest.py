@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emu.machine import Machine
+from emu.pc.machine import Machine
 
 BASES = {0: (0x1F0, 0x3F6, 14), 1: (0x170, 0x376, 15)}
 STATUS_BSY, STATUS_DRDY, STATUS_DSC, STATUS_DRQ, STATUS_ERR = 0x80, 0x40, 0x10, 0x08, 0x01

@@ -14,7 +14,7 @@ import numpy as np
 from devices.atapi.drive import AtapiDrive
 from devices.media.base import CD_MAX_SECTORS
 from devices.personality import DEFAULT_PERSONALITY, Personality
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.guest import STATUS_ERR, Guest
 
 CD_SECTORS = 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.conftest import expected, read10
 from tests.guest import Guest
 

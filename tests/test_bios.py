@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from emu.boot import BootOptions, BootSession
-from emu.cpu import StopReason
 from emu.firmware.keyboard import key_code, parse_keys
+from emu.pc.cpu import StopReason
 from images.emulation import build_floppy_boot_iso
 from tests.test_cpu import NASM, assemble
 

@@ -15,7 +15,7 @@ import pytest
 
 from devices.ide.bmdma import BusMasterDma
 from emu.firmware.ata import AtaHostDriver, CommandFailed, supports_dma
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.conftest import expected, read10
 from tests.guest import Guest
 

@@ -74,7 +74,7 @@ def assert_no_back_door(result: BootResult, log: ReadLog) -> None:
 
 
 def test_emu_boot_without_arguments_boots_the_sample():
-    out = subprocess.run([sys.executable, "-m", "emu.cli", "boot"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "emu.tools.cli", "boot"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "platform x86, no emulation, load segment 0x07c0" in out.stdout
@@ -133,7 +133,7 @@ def test_boot_statuses_until_seen_until_missing_and_limit():
 
 def test_a_disc_without_el_torito_fails_with_a_reason(tmp_path):
     iso = build_patterned_iso(tmp_path / "plain.iso", data_sectors=4, boot=False)
-    out = subprocess.run([sys.executable, "-m", "emu.cli", "boot", str(iso)],
+    out = subprocess.run([sys.executable, "-m", "emu.tools.cli", "boot", str(iso)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == ExitStatus.BOOT_FAILED
     assert "Boot failed: no El Torito boot record at sector 17" in out.stderr

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from emu.cli import SAMPLE_ISO, hexdump, main
+from emu.tools.cli import SAMPLE_ISO, hexdump, main
 from tests.conftest import expected
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "emu.tools.cli", *args], capture_output=True,
                           text=True, timeout=120)
 
 
@@ -88,7 +88,7 @@ def test_trace_output_files_that_cannot_be_written_are_clear_errors(tmp_path, ca
 
 
 def test_a_closed_pipe_ends_the_output_quietly():
-    proc = subprocess.Popen([sys.executable, "-m", "emu.cli", "trace", "--script", "read"],
+    proc = subprocess.Popen([sys.executable, "-m", "emu.tools.cli", "trace", "--script", "read"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()

@@ -1,9 +1,9 @@
-"""The MC146818 RTC/CMOS (devices/cmos.py): clock, status registers, memory size, CPUs, NMI."""
+"""The MC146818 RTC/CMOS (platform/cmos.py): clock, status registers, memory size, CPUs, NMI."""
 
 from __future__ import annotations
 
-from devices.cmos import NMI_MASK, Cmos
-from emu.cpu import VirtualClock
+from devices.platform.cmos import NMI_MASK, Cmos
+from emu.pc.cpu import VirtualClock
 
 
 def _read(cmos: Cmos, index: int) -> int:

@@ -1,4 +1,4 @@
-"""The COM-style facade (emu.com): the same return-code rows as test_vpc.py, as HRESULT ints.
+"""The COM-style facade (emu.api.com): the same return-code rows as test_vpc.py, as HRESULT ints.
 
 Each row of vpc-api.md's tables runs through the IVMDVDDrive /
 IVMVirtualMachine / IVMDVDDriveCollection names; property getters return
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from emu import hresult as H
-from emu.com import (
+from emu.api import hresult as H
+from emu.api.com import (
     VMDVDDrive,
     VMDVDDriveCollection,
     VMVirtualMachine,
@@ -194,10 +194,10 @@ def test_advise_delivers_events_to_a_sink(env: Env) -> None:
 
 
 def test_last_error_keeps_the_exception_behind_a_failed_call(env: Env) -> None:
-    import emu.com
+    import emu.api.com
 
     assert _drive(env).ReleaseImage() == H.VM_E_MEDIA_WRONG_TYPE
-    assert isinstance(emu.com.last_error, H.MediaWrongTypeError)
+    assert isinstance(emu.api.com.last_error, H.MediaWrongTypeError)
 
 
 def test_unexpected_exception_in_the_pythonic_layer_becomes_disp_e_exception(

@@ -6,7 +6,7 @@ import io
 import subprocess
 import sys
 
-from emu.console import TeachingConsole
+from emu.tools.console import TeachingConsole
 from images.builders import SAMPLE_PATH
 
 SCRIPT = """\
@@ -136,7 +136,7 @@ def test_help_lists_the_commands():
 
 def test_emu_console_reads_a_script_from_stdin():
     proc = subprocess.run(
-        [sys.executable, "-m", "emu.cli", "console"],
+        [sys.executable, "-m", "emu.tools.cli", "console"],
         input="packet inquiry\nquit\n",
         capture_output=True,
         text=True,
@@ -151,7 +151,7 @@ def test_emu_console_reads_a_script_from_stdin():
 def test_trace_lines_come_in_protocol_order_as_emu_trace_renders_them():
     """``trace on`` + ``packet tur``: the live trace is exactly what ``render`` makes of it."""
     from devices.trace import TraceEvent
-    from emu.trace import render
+    from emu.tools.trace import render
 
     out = io.StringIO()
     shell = TeachingConsole(str(SAMPLE_PATH), stdin=io.StringIO(""), stdout=out)

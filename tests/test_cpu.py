@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from unicorn import UC_MODE_16, UC_MODE_32
 
-import emu.cpu as cpu_module
+import emu.pc.cpu as cpu_module
 from devices.bus import PortRange
-from emu.cpu import Cpu, StopReason
-from emu.memory import GuestMemory
-from emu.ports import PortBus
+from emu.pc.cpu import Cpu, StopReason
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
 
 NASM = shutil.which("nasm")
 needs_nasm = pytest.mark.skipif(NASM is None, reason="nasm is not installed")
@@ -141,7 +141,8 @@ def test_run_slices_by_count_and_never_passes_a_timeout(tmp_path, monkeypatch):
 
 @needs_nasm
 def test_the_virtual_clock_is_deterministic_and_drives_the_timer(tmp_path):
-    from emu.firmware.chipset import Pic8259Pair, Pit8254
+    from devices.platform.pic import Pic8259Pair
+    from devices.platform.pit import Pit8254
 
     def one_run() -> tuple[int, int, int]:
         cpu, memory, ports = make_cpu()
@@ -380,7 +381,7 @@ def test_rep_ins_on_a_port_without_string_read_is_left_to_the_interpreter(tmp_pa
 def test_guest_reads_a_cd_sector_itself_with_rep_insw(tmp_path, patterned_iso, pattern_lba):
     """A guest ATAPI driver: PACKET + READ(10) + rep insw of a 2048-byte DRQ block."""
     from devices.media.iso import IsoImage
-    from emu.machine import Machine
+    from emu.pc.machine import Machine
     from tests.conftest import expected
 
     machine = Machine(2 << 20)

@@ -12,7 +12,7 @@ import pytest
 from devices.media.iso import IsoImage
 from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.eltorito import BootError, firmware_boot, load_boot_image
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from images.builders import build_patterned_iso
 from tests.conftest import expected
 

@@ -17,7 +17,7 @@ import pytest
 
 from devices.scsi.mmc_media import request_eject
 from emu import VirtualPC
-from emu.vpc import DVDAttachment, DVDDrive, VirtualMachine
+from emu.api.vpc import DVDAttachment, DVDDrive, VirtualMachine
 from images.builders import build_patterned_iso
 from tests.guest import STATUS_ERR, Guest
 
@@ -236,7 +236,7 @@ def test_bare_machine_guest_eject_and_load_keep_the_disc(iso: Path) -> None:
     """Without the management API (no host hook) the disc stays in the open tray;
     closing it again is a not-ready-to-ready change (UNIT ATTENTION 28/00, New Media)."""
     from devices.media.iso import IsoImage
-    from emu.machine import Machine
+    from emu.pc.machine import Machine
 
     machine = Machine()
     with IsoImage(iso) as medium:

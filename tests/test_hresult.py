@@ -1,4 +1,4 @@
-"""HRESULT constants, signed/unsigned conversion and the VMError hierarchy (emu.hresult).
+"""HRESULT constants, signed/unsigned conversion and the VMError hierarchy (emu.api.hresult).
 
 Expected values come from the SDK header as summarised in vpc-api.md §1 and §7:
 ``VM_E_xxx = 0xA0040000 | code``; the Win32 E_INVALIDARG is 0x80070057.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu import hresult as H
+from emu.api import hresult as H
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,13 @@
-"""The 8042 keyboard controller (devices/i8042.py): self-test, command byte, IRQ 1, typed keys."""
+"""The 8042 keyboard controller (platform/i8042.py): self-test, command byte, IRQ 1, typed keys."""
 
 from __future__ import annotations
 
 from collections import deque
 
 from devices.bus import IrqLine
-from devices.i8042 import ACK, BAT_OK, I8042, key_bytes
-from emu.cpu import VirtualClock
+from devices.platform.i8042 import ACK, BAT_OK, I8042, key_bytes
 from emu.firmware.keyboard import parse_keys
+from emu.pc.cpu import VirtualClock
 
 
 def _kbc(keys: str = "", allowed: bool = True) -> tuple[I8042, IrqLine, VirtualClock]:

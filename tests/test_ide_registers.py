@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.guest import Guest
 
 SIGNATURE = (0x01, 0x01, 0x14, 0xEB)

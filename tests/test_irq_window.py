@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import struct
 
-from devices.pic import Pic8259Pair
-from emu.cpu import StopReason
+from devices.platform.pic import Pic8259Pair
+from emu.pc.cpu import StopReason
 from tests.test_cpu import assemble, make_cpu, needs_nasm
 
 WINDOW = 0x10000

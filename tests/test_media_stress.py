@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from emu import VirtualPC
-from emu.hresult import VMError
+from emu.api.hresult import VMError
 from images.builders import build_patterned_iso, pattern_bytes, pattern_extent
 from tests.guest import STATUS_ERR, Guest
 

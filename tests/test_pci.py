@@ -1,8 +1,8 @@
-"""PCI configuration mechanism #1 (devices/pci.py) and the i440FX/PIIX3 functions."""
+"""PCI configuration mechanism #1 (devices/platform/pci.py) and the i440FX/PIIX3 functions."""
 
 from __future__ import annotations
 
-from devices.pci import ENABLE, pc_pci_bus
+from devices.platform.pci import ENABLE, pc_pci_bus
 
 
 def _addr(dev: int, fn: int, reg: int) -> int:

@@ -1,10 +1,10 @@
-"""The 8259A pair (devices/pic.py): ICW sequence, IMR, IRR/ISR, EOI, cascade, IDE IRQs."""
+"""The 8259A pair (devices/platform/pic.py): ICW sequence, IMR, IRR/ISR, EOI, cascade, IDE IRQs."""
 
 from __future__ import annotations
 
 from devices.bus import IrqLine
-from devices.pic import Pic8259Pair
-from emu.machine import Machine
+from devices.platform.pic import Pic8259Pair
+from emu.pc.machine import Machine
 
 
 def _init_pc(pic: Pic8259Pair, master_base: int = 0x08, slave_base: int = 0x70) -> None:

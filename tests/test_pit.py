@@ -1,10 +1,10 @@
-"""The 8254 (devices/pit.py) on the virtual clock: IRQ 0, counter reads, channel 2 + port 61h."""
+"""The 8254 (platform/pit.py) on the virtual clock: IRQ 0, counter reads, channel 2 + port 61h."""
 
 from __future__ import annotations
 
 from devices.bus import IrqLine
-from devices.pit import PIT_HZ, Pit8254
-from emu.cpu import VirtualClock
+from devices.platform.pit import PIT_HZ, Pit8254
+from emu.pc.cpu import VirtualClock
 
 
 def _pit() -> tuple[VirtualClock, IrqLine, Pit8254, list[bool]]:

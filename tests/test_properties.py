@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.media.iso import IsoImage
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.guest import Guest
 
 PORTS = [0x1F0 + i for i in range(8)] + [0x3F6] + [0x170 + i for i in range(8)] + [0x376]

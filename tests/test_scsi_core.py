@@ -10,7 +10,7 @@ import pytest
 from devices.media.iso import IsoImage
 from devices.scsi.commands import MMC_COMMANDS, Command, Flag
 from devices.scsi.target import MmcTarget, Status
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from tests.conftest import expected, read10
 from tests.guest import Guest
 

@@ -3,7 +3,7 @@
 Every boot starts at the reset vector F000:FFF0 in the unmodified
 ``/usr/share/seabios/bios.bin``; SeaBIOS's POST, its ATA/ATAPI probe of the
 four IDE locations, its boot menu and its El Torito loader run on the
-emulated platform (devices/pic.py, pit.py, i8042.py, cmos.py, pci.py,
+emulated platform (devices/platform/pic.py, pit.py, i8042.py, cmos.py, pci.py,
 apic.py, fw_cfg.py, vga.py).  The drive's trace counts what SeaBIOS sent;
 every byte it got came through the data port (no back door).  Skipped only
 when the SeaBIOS package is missing.
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devices.apic import IoApic, LocalApic
-from devices.fw_cfg import FILE_DIR, FwCfg
+from devices.platform.apic import IoApic, LocalApic
+from devices.platform.fw_cfg import FILE_DIR, FwCfg
+from devices.platform.vga import VgaRegisters
 from devices.trace import TraceEvent, Tracer
-from devices.vga import VgaRegisters
 from emu.boot import BootOptions, BootResult, ExitStatus, run_boot
 from emu.firmware.seabios import SEABIOS_BIN, DriveSpec, SeaBiosSession, TextScraper
 from images.builders import SAMPLE_PATH
@@ -226,7 +226,7 @@ def test_only_an_empty_drive_means_no_bootable_device() -> None:
 def test_run_boot_and_the_cli_select_seabios() -> None:
     result = run_boot(BootOptions(iso=SAMPLE_PATH, firmware="seabios"))
     assert result.status is ExitStatus.OK and "checksum OK" in result.console
-    out = subprocess.run([sys.executable, "-m", "emu.cli", "boot", "--firmware", "seabios",
+    out = subprocess.run([sys.executable, "-m", "emu.tools.cli", "boot", "--firmware", "seabios",
                           "--firmware-log", str(SAMPLE_PATH)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -19,9 +19,9 @@ import pytest
 
 from devices.media.iso import IsoImage
 from devices.trace import TraceEvent, Tracer
-from emu.cli import main
-from emu.machine import Machine
-from emu.trace import (
+from emu.pc.machine import Machine
+from emu.tools.cli import main
+from emu.tools.trace import (
     Renderer,
     TraceSession,
     VcdRecorder,
@@ -259,8 +259,8 @@ def test_emu_trace_vcd_option_writes_a_waveform(tmp_path, capsys):
 def test_management_api_calls_are_traced_with_their_hresults(tmp_path):
     from devices.trace import Tracer
     from emu import VirtualPC
-    from emu.hresult import VMError
-    from emu.trace import render
+    from emu.api.hresult import VMError
+    from emu.tools.trace import render
     from images.builders import build_patterned_iso
 
     iso = build_patterned_iso(tmp_path / "api.iso", data_sectors=4, boot=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from emu import VirtualPC
-from emu.vpc import DVDAttachment, DVDDrive, VirtualMachine
+from emu.api.vpc import DVDAttachment, DVDDrive, VirtualMachine
 from images.builders import build_patterned_iso, pattern_bytes, pattern_extent
 from tests.guest import STATUS_DRDY, STATUS_ERR, Guest
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 
-from emu.cli import main
-from emu.verify import Progress, verify_image
+from emu.tools.cli import main
+from emu.tools.verify import Progress, verify_image
 from images.builders import SAMPLE_PATH, build_patterned_iso
 
 

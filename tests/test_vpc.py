@@ -1,4 +1,4 @@
-"""The Pythonic management API (emu.vpc): one test per row of every return-code table.
+"""The Pythonic management API (emu.api.vpc): one test per row of every return-code table.
 
 Tables: vpc-api.md §2.2-2.3 (IVMDVDDrive), §4.1-4.4 (IVMVirtualMachine DVD
 members, IVMDVDDriveCollection), and docs/management-api.md for the decisions
@@ -22,8 +22,8 @@ import pytest
 
 from devices.media.iso import IsoImage
 from emu import VirtualPC
-from emu import hresult as H
-from emu.vpc import (
+from emu.api import hresult as H
+from emu.api.vpc import (
     DriveType,
     DVDAttachment,
     DVDDrive,
@@ -311,7 +311,7 @@ ROWS: list[Row] = [
     Row("AttachImage", "VM_E_IMAGE_CAPTURE_FAIL", "not an iso", args=("junk",)),
     Row("AttachImage", "VM_E_IMAGE_CAPTURE_FAIL", "empty file", args=("empty",)),
     Row("AttachImage", "DISP_E_EXCEPTION", "unexpected",
-        lambda e: e.mp.setattr("emu.vpc.IsoImage", boom(RuntimeError("bug"))), ("iso",)),
+        lambda e: e.mp.setattr("emu.api.vpc.IsoImage", boom(RuntimeError("bug"))), ("iso",)),
     # ReleaseImage (the seed page)
     Row("ReleaseImage", "S_OK", "iso attached", attach_iso),
     Row("ReleaseImage", "VM_E_VM_UNKNOWN", "vm deleted", attach_iso_then_delete_vm),
@@ -351,7 +351,7 @@ ROWS: list[Row] = [
     Row("AttachHostDrive", "VM_E_DRIVE_INVALID", "removed", remove_drive, ("D",)),
     Row("AttachHostDrive", "VM_E_DRIVE_INVALID", "out of range", location_out_of_range, ("D",)),
     Row("AttachHostDrive", "DISP_E_EXCEPTION", "unexpected",
-        lambda e: e.mp.setattr("emu.vpc.HostDrive", boom(RuntimeError("bug"))), ("D",)),
+        lambda e: e.mp.setattr("emu.api.vpc.HostDrive", boom(RuntimeError("bug"))), ("D",)),
     # ReleaseHostDrive
     Row("ReleaseHostDrive", "S_OK", "host drive attached", attach_host),
     Row("ReleaseHostDrive", "E_FAIL", "close io error",

@@ -134,7 +134,7 @@ _COMMAND_BITS = _START | _READ
 
 
 class DmaMemory(Protocol):
-    """What the engine needs from guest RAM (``emu.memory.GuestMemory`` satisfies it).
+    """What the engine needs from guest RAM (``emu.pc.memory.GuestMemory`` satisfies it).
 
     ``view`` returns a writable ``uint8`` view of ``[address, address+length)``;
     the engine checks ranges against ``size`` itself before asking, so a guest

@@ -30,8 +30,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from emu.memory import GuestMemory
-from emu.ports import PortBus
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
 
 CHANNELS = ((0x1F0, 0x3F6), (0x170, 0x376))
 ST_BSY, ST_DRDY, ST_DRQ, ST_ERR = 0x80, 0x40, 0x08, 0x01

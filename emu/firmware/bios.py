@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from unicorn import UC_HOOK_CODE, Uc
 from unicorn import x86_const as X
 
-from emu.cpu import FLAG_CF, FLAG_ZF, Cpu
+from devices.platform.cmos import Cmos
+from devices.platform.pic import Pic8259Pair
+from devices.platform.uart import Uart16550
 from emu.firmware.ata import (
     PRD_TABLE,
     SCRATCH,
@@ -55,10 +57,10 @@ from emu.firmware.ata import (
     AtapiDevice,
     FirmwareError,
 )
-from emu.firmware.chipset import Cmos, Pic8259Pair, Uart16550
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.keyboard import Keyboard
 from emu.firmware.video import COLUMNS, ROWS, Screen
+from emu.pc.cpu import FLAG_CF, FLAG_ZF, Cpu
 
 BIOS_SEGMENT = 0xF000
 STUB_OFFSET = 0xE000

@@ -11,14 +11,14 @@ emulated controller (tests count the commands in the drive's trace).
 The platform (each device a model in ``devices/``):
 
 ==============================  ==========================================
-8259A pair (20h/A0h)            :mod:`devices.pic`; IDE IRQ 14/15 wired in
-8254 (40h-43h, 61h)             :mod:`devices.pit`; IRQ 0 on the virtual clock
-8042 (60h/64h)                  :mod:`devices.i8042`; keys from ``--keys``
-MC146818 (70h/71h)              :mod:`devices.cmos`; memory size, one CPU
-PCI mechanism #1 (CF8h/CFCh)    :mod:`devices.pci`; i440FX, PIIX3, PIIX3 IDE
-local APIC / I/O APIC pages     :mod:`devices.apic`; Unicorn ``mmio_map``
-fw_cfg (510h/511h)              :mod:`devices.fw_cfg`; e820, menu, VGA ROM
-VGA registers (3B4h-3DAh)       :mod:`devices.vga`; SeaVGABIOS runs on them
+8259A pair (20h/A0h)            :mod:`devices.platform.pic`; IDE IRQ 14/15 wired in
+8254 (40h-43h, 61h)             :mod:`devices.platform.pit`; IRQ 0 on the virtual clock
+8042 (60h/64h)                  :mod:`devices.platform.i8042`; keys from ``--keys``
+MC146818 (70h/71h)              :mod:`devices.platform.cmos`; memory size, one CPU
+PCI mechanism #1 (CF8h/CFCh)    :mod:`devices.platform.pci`; i440FX, PIIX3, PIIX3 IDE
+local APIC / I/O APIC pages     :mod:`devices.platform.apic`; Unicorn ``mmio_map``
+fw_cfg (510h/511h)              :mod:`devices.platform.fw_cfg`; e820, menu, VGA ROM
+VGA registers (3B4h-3DAh)       :mod:`devices.platform.vga`; SeaVGABIOS runs on them
 port 402h                       SeaBIOS's debug console, captured
 port 92h, 80h, E9h, COM1        fast A20/reset, POST codes, debug console, serial
 ==============================  ==========================================
@@ -57,11 +57,14 @@ from pathlib import Path
 import numpy as np
 from unicorn import UC_HOOK_CODE, UC_PROT_EXEC, UC_PROT_READ
 
-from devices.apic import IOAPIC_BASE, LAPIC_BASE, PAGE, IoApic, LocalApic
 from devices.atapi.drive import AtapiDrive
 from devices.bus import PortRange
-from devices.cmos import Cmos
-from devices.fw_cfg import (
+from devices.ide.bmdma import BM_CHANNEL_STRIDE
+from devices.media.iso import IsoImage
+from devices.platform.apic import IOAPIC_BASE, LAPIC_BASE, PAGE, IoApic, LocalApic
+from devices.platform.cmos import Cmos
+from devices.platform.debugport import DebugPorts
+from devices.platform.fw_cfg import (
     BOOT_MENU,
     E820_RAM,
     MAX_CPUS,
@@ -71,18 +74,17 @@ from devices.fw_cfg import (
     FwCfg,
     e820_table,
 )
-from devices.i8042 import I8042
-from devices.ide.bmdma import BM_CHANNEL_STRIDE
-from devices.media.iso import IsoImage
-from devices.pci import PciBus, pc_pci_bus
-from devices.pic import Pic8259Pair
-from devices.pit import Pit8254
-from devices.vga import VgaRegisters
+from devices.platform.i8042 import I8042
+from devices.platform.pci import PciBus, pc_pci_bus
+from devices.platform.pic import Pic8259Pair
+from devices.platform.pit import Pit8254
+from devices.platform.port92 import SystemPorts
+from devices.platform.uart import Uart16550
+from devices.platform.vga import VgaRegisters
 from emu.boot import SAMPLE_ISO, BootOptions, BootResult, ExitStatus, GuestText, run_cpu_until
-from emu.cpu import Cpu, StopReason
-from emu.firmware.chipset import DebugPorts, SystemPorts, Uart16550
 from emu.firmware.keyboard import Keyboard, parse_keys
-from emu.machine import Machine
+from emu.pc.cpu import Cpu, StopReason
+from emu.pc.machine import Machine
 
 SEABIOS_BIN = Path("/usr/share/seabios/bios.bin")
 VGABIOS_BIN = Path("/usr/share/seabios/vgabios-stdvga.bin")

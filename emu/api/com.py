@@ -1,4 +1,4 @@
-"""A COM-style facade over :mod:`emu.vpc`, for scripts ported from Windows Virtual PC.
+"""A COM-style facade over :mod:`emu.api.vpc`, for scripts ported from Windows Virtual PC.
 
 Names follow the IDL of ``vpccominterfaces.h`` (vpc-api.md §2, §4):
 
@@ -9,10 +9,10 @@ Names follow the IDL of ``vpccominterfaces.h`` (vpc-api.md §2, §4):
 COM's NULL out pointer has no Python spelling, so every ``[out, retval]``
 member takes an optional last argument ``out``: pass ``None`` explicitly to
 model a NULL pointer (E_POINTER); leave it out for the normal call.
-``to_signed`` in :mod:`emu.hresult` gives the signed form pywin32 prints.
+``to_signed`` in :mod:`emu.api.hresult` gives the signed form pywin32 prints.
 
-Every :class:`~emu.hresult.VMError` becomes its HRESULT; any other exception
-(none should reach here: :mod:`emu.vpc` already wraps them) becomes
+Every :class:`~emu.api.hresult.VMError` becomes its HRESULT; any other exception
+(none should reach here: :mod:`emu.api.vpc` already wraps them) becomes
 DISP_E_EXCEPTION.  ``last_error`` keeps the exception of the latest failed
 call, like ``IErrorInfo``.
 """
@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from emu.hresult import (
+from emu.api.hresult import (
     DISP_E_EXCEPTION,
     E_INVALIDARG,
     E_POINTER,
@@ -32,7 +32,7 @@ from emu.hresult import (
     DispExceptionError,
     VMError,
 )
-from emu.vpc import DVDDrive, DVDDriveCollection, VirtualMachine, VirtualPC, VMState
+from emu.api.vpc import DVDDrive, DVDDriveCollection, VirtualMachine, VirtualPC, VMState
 
 log = logging.getLogger(__name__)
 

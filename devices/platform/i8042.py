@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable
 
 from devices.bus import IrqLine, PortRange
-from devices.pit import Clock
+from devices.platform.pit import Clock
 
 STATUS_OBF, STATUS_IBF, STATUS_SYS, STATUS_A2 = 0x01, 0x02, 0x04, 0x08
 STATUS_UNLOCKED, STATUS_AUX_OBF = 0x10, 0x20

@@ -24,8 +24,8 @@ from devices.media.base import MediumError
 from devices.media.iso import IsoImage
 from devices.scsi.sense import Sense
 from devices.trace import TraceEvent, Tracer
-from emu.machine import Machine
-from emu.trace import (
+from emu.pc.machine import Machine
+from emu.tools.trace import (
     CHANNEL_BASES,
     SAMPLE_ISO,
     Renderer,

@@ -24,7 +24,7 @@ import numpy as np
 
 from devices.media.iso import IsoImage
 from emu.firmware.ata import AtaHostDriver, FirmwareError
-from emu.machine import Machine
+from emu.pc.machine import Machine
 
 SECTOR = 2048
 CHUNK_SECTORS = 256

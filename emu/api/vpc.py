@@ -1,6 +1,6 @@
 """The management API, after Windows Virtual PC's IVMVirtualPC / IVMVirtualMachine / IVMDVDDrive.
 
-Pythonic surface (the COM-style facade in :mod:`emu.com` sits on top)::
+Pythonic surface (the COM-style facade in :mod:`emu.api.com` sits on top)::
 
     vpc = VirtualPC(host_drives={"D": "/dev/sr0"})
     vm = vpc.create_virtual_machine("lab")
@@ -13,7 +13,7 @@ Every member of IVMDVDDrive is here (vpc-api.md §2): ``set_bus_location``,
 ``image_file``, ``attach_host_drive``, ``release_host_drive``,
 ``host_drive_letter``, ``attachment``, and the IVMDVDDriveEvents
 ``on_media_insert`` / ``on_media_eject`` (§4.5).  Failures raise a
-:class:`~emu.hresult.VMError` subclass carrying the documented HRESULT; the
+:class:`~emu.api.hresult.VMError` subclass carrying the documented HRESULT; the
 decisions where the Virtual PC docs are silent are in docs/management-api.md.
 
 Rules every call follows:
@@ -49,7 +49,7 @@ from devices.atapi.drive import AtapiDrive
 from devices.media.base import ImageIsDirectory, ImageNotFound, Medium, MediumError
 from devices.media.host import HostDrive
 from devices.media.iso import IsoImage
-from emu.hresult import (
+from emu.api.hresult import (
     BadIndexError,
     ConfigDuplicateNameError,
     ConfigNameInvalidCharError,
@@ -71,7 +71,7 @@ from emu.hresult import (
     VMRunningOrSavedError,
     VMUnknownError,
 )
-from emu.machine import Machine
+from emu.pc.machine import Machine
 
 log = logging.getLogger(__name__)
 
@@ -570,7 +570,7 @@ class DVDDriveCollection:
     """IVMDVDDriveCollection: ``count``, ``item(index)`` (1-based, as Automation
     collections are), iteration (``_NewEnum``), and Python's ``len`` / ``[i]`` (0-based).
 
-    An index with no drive raises :class:`~emu.hresult.BadIndexError`
+    An index with no drive raises :class:`~emu.api.hresult.BadIndexError`
     (DISP_E_BADINDEX), which is also an ``IndexError``.
     """
 

@@ -37,9 +37,9 @@ from devices.scsi.commands import command_name
 from devices.scsi.sense import SenseKey
 from devices.trace import TraceEvent, Tracer
 from emu.firmware.ata import AtaHostDriver, AtapiDevice, FirmwareError
-from emu.machine import Machine
+from emu.pc.machine import Machine
+from images import SAMPLE_ISO
 
-SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
 CHANNEL_BASES = {0: 0x1F0, 1: 0x170}
 """Command-block base port of each IDE channel (for naming the data port)."""
 

@@ -67,8 +67,8 @@ from unicorn import (
 )
 from unicorn import x86_const as X
 
-from emu.memory import GuestMemory
-from emu.ports import PortBus
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
 
 CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400

@@ -14,7 +14,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
@@ -23,9 +22,8 @@ from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.keyboard import parse_keys
 from emu.firmware.seabios import SEABIOS_BIN
-from emu.machine import Machine
-
-SAMPLE_ISO = Path(__file__).resolve().parent.parent / "images" / "sample.iso"
+from emu.pc.machine import Machine
+from images import SAMPLE_ISO
 
 EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -291,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu import bench, console, trace, verify  # teaching and measuring commands
+    from emu.tools import bench, console, trace, verify  # teaching and measuring commands
 
     for module in (trace, console, verify, bench):
         module.add_parser(sub, drive_options)

@@ -28,7 +28,7 @@ PIT_HZ = 1_193_182
 
 
 class Clock(Protocol):
-    """The virtual clock the timer counts on (``emu.cpu.VirtualClock`` has this shape)."""
+    """The virtual clock the timer counts on (``emu.pc.cpu.VirtualClock`` has this shape)."""
 
     instructions: int
     ips: int

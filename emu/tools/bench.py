@@ -34,7 +34,7 @@ import numpy as np
 
 from devices.media.iso import IsoImage
 from devices.trace import Tracer
-from emu.machine import Machine
+from emu.pc.machine import Machine
 from images.builders import build_patterned_iso, pattern_extent
 
 SECTOR = 2048
@@ -226,7 +226,7 @@ def rss_bytes() -> int:
 def attacher() -> tuple[Callable[[Path], None], Callable[[], None], Callable[[], None], str]:
     """(attach(path), release(), close(), how): through the management API if present."""
     try:
-        from emu.vpc import VirtualPC
+        from emu.api.vpc import VirtualPC
     except ImportError:  # pragma: no cover - before the management API landed
         state: dict[str, IsoImage] = {}
 
