@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from emu.boot import BootOptions, BootSession
-from emu.firmware.keyboard import key_code, parse_keys
+from emu.boot import BootOptions, Session, boot_session
 from emu.pc.cpu import StopReason
+from emu.pc.keyboard import key_code, parse_keys
 from images.emulation import build_floppy_boot_iso
 from tests.test_cpu import NASM, assemble
 
@@ -18,42 +18,41 @@ OUT = 0x600
 """Where the test programs store results."""
 
 
-_sessions: list[BootSession] = []
+_sessions: list[Session] = []
 
 
 @pytest.fixture(autouse=True)
 def _close_media():
     yield
     while _sessions:
-        _sessions.pop().medium.close()
+        _sessions.pop().close()
 
 
 def run_program(tmp_path, body: str, keys: str = "", limit: int = 20_000_000,
-                iso=None) -> BootSession:
+                iso=None) -> Session:
     """Boot the sample (or ``iso``) through the firmware, then run ``body`` at 0000:7C00."""
-    session = BootSession(BootOptions(iso=iso, keys=keys))
+    session = boot_session(BootOptions(iso=iso, keys=keys))
     _sessions.append(session)
-    loaded = session.firmware()
-    session.start(loaded)
+    session.power_on()
     code = assemble(f"bits 16\norg 0x7C00\nxor ax, ax\nmov ds, ax\nmov es, ax\n{body}\n"
                     "halt: cli\nhlt\njmp halt\n", tmp_path)
-    session.machine.memory.write(0x7C00, code)
+    session.board.memory.write(0x7C00, code)
     session.cpu.reset_real_mode(0, 0x7C00, ss=0, sp=0x7000)
     session.cpu.set_reg("edx", 0xE0)
     assert session.cpu.run(limit).reason is StopReason.HALTED
     return session
 
 
-def u16(session: BootSession, offset: int) -> int:
-    return session.machine.memory.read_u16(OUT + offset)
+def u16(session: Session, offset: int) -> int:
+    return session.board.memory.read_u16(OUT + offset)
 
 
-def u32(session: BootSession, offset: int) -> int:
-    return session.machine.memory.read_u32(OUT + offset)
+def u32(session: Session, offset: int) -> int:
+    return session.board.memory.read_u32(OUT + offset)
 
 
-def u8(session: BootSession, offset: int) -> int:
-    return session.machine.memory.read_u8(OUT + offset)
+def u8(session: Session, offset: int) -> int:
+    return session.board.memory.read_u8(OUT + offset)
 
 
 # -- INT 10h ---------------------------------------------------------------------------
@@ -77,11 +76,11 @@ def test_int10_write_char_and_set_cursor_draw_like_syslinux(tmp_path):
     int 0x10
     mov [0x602], ax
     """)
-    assert s.screen.text().splitlines()[3] == "     AAA"
-    assert s.screen.cells()[3, 5, 1] == 0x1E
+    assert s.firmware.screen.text().splitlines()[3] == "     AAA"
+    assert s.firmware.screen.cells()[3, 5, 1] == 0x1E
     assert u16(s, 0) == 0x0305  # AH=09h leaves the cursor where it was
     assert u16(s, 2) == 0x5003  # 80 columns, mode 3
-    ram = s.machine.memory
+    ram = s.board.memory
     assert ram.read_u16(0x44A) == 80 and ram.read_u8(0x484) == 24
 
 
@@ -97,8 +96,8 @@ line:
     int 0x10
     loop line
     """)
-    assert s.screen.text().splitlines() == ["X"] * 24
-    assert "".join(s.screen.stream) == "\n".join(["X"] * 30)
+    assert s.firmware.screen.text().splitlines() == ["X"] * 24
+    assert "".join(s.firmware.screen.stream) == "\n".join(["X"] * 30)
 
 
 # -- INT 13h ---------------------------------------------------------------------------
@@ -120,10 +119,10 @@ def test_int13_edd_check_and_drive_parameters_for_the_cd(tmp_path):
     setc [0x604]
     """)
     assert u16(s, 0) == 0xAA55 and u16(s, 2) >> 8 == 0x30
-    assert s.machine.memory.read_u8(OUT + 4) == 0
+    assert s.board.memory.read_u8(OUT + 4) == 0
     size, flags, *_chs, sectors, bps = struct.unpack_from(
-        "<HHIIIQH", s.machine.memory.read(0x700, 0x1A))
-    assert bps == 2048 and sectors == s.medium.sector_count and flags & 0x04
+        "<HHIIIQH", s.board.memory.read(0x700, 0x1A))
+    assert bps == 2048 and sectors == s.media[0].sector_count and flags & 0x04
 
 
 def test_int13_el_torito_status_packet(tmp_path):
@@ -134,10 +133,10 @@ def test_int13_el_torito_status_packet(tmp_path):
     int 0x13
     setc [0x600]
     """)
-    packet = s.machine.memory.read(0x700, 0x13)
-    assert s.machine.memory.read_u8(OUT) == 0
+    packet = s.board.memory.read(0x700, 0x13)
+    assert s.board.memory.read_u8(OUT) == 0
     assert packet[0] == 0x13 and packet[1] == 0 and packet[2] == 0xE0
-    assert int.from_bytes(packet[4:8], "little") == s.bios.image.entry.load_rba
+    assert int.from_bytes(packet[4:8], "little") == s.firmware.bios.image.entry.load_rba
     assert int.from_bytes(packet[0x0C:0x0E], "little") == 0x07C0
 
 
@@ -188,7 +187,7 @@ def test_int13_cd_reset_and_status_of_the_last_operation(tmp_path):
     assert u8(s, 0xC) == 1
     assert u8(s, 0xD) == 0 and u16(s, 0xE) >> 8 == 0x00
     assert u8(s, 0x10) == 1 and u16(s, 0x12) >> 8 == 0x01  # 01h: invalid (no such drive)
-    assert s.machine.memory.read_u8(0x474) == 0 and s.machine.memory.read_u8(0x441) == 0x01
+    assert s.board.memory.read_u8(0x474) == 0 and s.board.memory.read_u8(0x441) == 0x01
 
 
 def test_int13_get_disk_type_of_the_cd(tmp_path):
@@ -240,10 +239,10 @@ dap: db 16, 0
     dw 0x0000, 0x2000
     dq 16
     """)
-    (entry,) = s.medium.boot_entries()
+    (entry,) = s.media[0].boot_entries()
     assert entry.media_type == 0
     assert u8(s, 0) == 0 and u16(s, 2) == 0x0000
-    packet = s.machine.memory.read(0x700, 0x14)
+    packet = s.board.memory.read(0x700, 0x14)
     size, media, drive, controller, lba, spec, cache, segment, count, ch, cl, dh = (
         struct.unpack_from("<BBBBIHHHHBBB", packet))
     assert (size, media, drive) == (0x13, 0x00, 0xE0)
@@ -253,7 +252,7 @@ dap: db 16, 0
     assert segment == (entry.load_segment or 0x07C0) and count == entry.sector_count
     assert (ch, cl, dh) == (0, 0, 0)  # no emulated geometry
     assert packet[0x13] == 0xCC  # 13h bytes, no more
-    assert u8(s, 4) == 0 and s.machine.memory.read(0x20001, 5) == b"CD001"
+    assert u8(s, 4) == 0 and s.board.memory.read(0x20001, 5) == b"CD001"
     assert u8(s, 5) == 1
 
 
@@ -290,18 +289,18 @@ def test_int13_4b01_then_4b00_ends_floppy_emulation(tmp_path, media_type, spt):
     setc [0x606]
     mov [0x608], ax
     """, iso=iso)
-    (entry,) = s.medium.boot_entries()
+    (entry,) = s.media[0].boot_entries()
     assert entry.media_type == media_type
     assert u8(s, 0) == 0
-    packet = s.machine.memory.read(0x700, 0x13)
+    packet = s.board.memory.read(0x700, 0x13)
     assert packet[0:3] == bytes([0x13, media_type, 0x00])
     assert int.from_bytes(packet[4:8], "little") == entry.load_rba
     assert int.from_bytes(packet[0x0C:0x0E], "little") == 0x07C0  # catalog says 0
     assert packet[0x10:0x13] == bytes([0x4F, spt, 0x01])
     assert u16(s, 2) & 0x00C1 == 0x0001  # one diskette drive: bit 0, bits 6-7 = 00
     assert u8(s, 4) == 0
-    assert s.machine.memory.read(0x8000, 512) == bytes(s.medium.read(entry.load_rba, 1))[:512]
-    assert u8(s, 5) == 0 and s.machine.memory.read(0x720, 3) == packet[0:3]
+    assert s.board.memory.read(0x8000, 512) == bytes(s.media[0].read(entry.load_rba, 1))[:512]
+    assert u8(s, 5) == 0 and s.board.memory.read(0x720, 3) == packet[0:3]
     assert u8(s, 6) == 1 and u16(s, 8) >> 8 == 0x01  # drive 00h no longer exists
 
 
@@ -313,7 +312,7 @@ def test_int13_unknown_drive_sets_cf(tmp_path):
     setc [0x600]
     mov [0x602], ax
     """)
-    assert s.machine.memory.read_u8(OUT) == 1
+    assert s.board.memory.read_u8(OUT) == 1
     assert u16(s, 2) >> 8 == 0x01
 
 
@@ -331,10 +330,10 @@ dap: db 16, 0
     dw 0x0000, 0x2000
     dq 16
     """)
-    assert s.machine.memory.read_u8(OUT) == 0
-    assert s.machine.memory.read(0x20000, 2048) == bytes(s.medium.read(16, 1))
-    assert s.machine.memory.read(0x20800, 6)[1:6] == b"CD001"
-    assert s.bios.sectors_read == 2
+    assert s.board.memory.read_u8(OUT) == 0
+    assert s.board.memory.read(0x20000, 2048) == bytes(s.media[0].read(16, 1))
+    assert s.board.memory.read(0x20800, 6)[1:6] == b"CD001"
+    assert s.firmware.bios.sectors_read == 2
 
 
 # -- the IVT holds real stubs ------------------------------------------------------------
@@ -356,9 +355,9 @@ def test_far_calling_an_ivt_vector_reaches_the_service_and_returns_flags(tmp_pat
     call far [0x13*4]
     setc [0x601]
     """)
-    assert s.screen.text().startswith("F")
-    assert s.machine.memory.read_u8(OUT) == 1
-    assert s.machine.memory.read_u8(OUT + 1) == 0
+    assert s.firmware.screen.text().startswith("F")
+    assert s.board.memory.read_u8(OUT) == 1
+    assert s.board.memory.read_u8(OUT + 1) == 0
 
 
 def test_a_hooked_int1c_sees_timer_ticks_and_int1a_counts_them(tmp_path):
@@ -380,7 +379,7 @@ tick:
     iret
     """, limit=200_000_000)
     assert u16(s, 0) == 5
-    assert u16(s, 2) == 5 and s.machine.memory.read_u32(0x46C) == 5
+    assert u16(s, 2) == 5 and s.board.memory.read_u32(0x46C) == 5
 
 
 # -- INT 15h / 11h / 12h ------------------------------------------------------------------
@@ -418,15 +417,19 @@ done:
     mov [0x60C], es
     """)
     count = u16(s, 0)
-    entries = [struct.unpack_from("<QQI", s.machine.memory.read(0x700 + 20 * i, 20))
+    entries = [struct.unpack_from("<QQI", s.board.memory.read(0x700 + 20 * i, 20))
                for i in range(count)]
-    assert entries == s.bios.e820_map()
+    assert entries == s.firmware.bios.e820_map()
     assert (0, 0x9FC00, 1) in entries and entries[3][0] == 0x100000
-    assert u16(s, 2) == u16(s, 4) == (s.bios.bounce - 0x100000) // 1024
+    # E801h AX counts 1 KiB blocks between 1 and 16 MiB (at most 15 MiB); 88h the same,
+    # capped at FFFFh.  The e820 map ends at the top of RAM (256 MiB by default).
+    above_1m = (s.firmware.bios.bounce - 0x100000) // 1024
+    assert u16(s, 2) == min(above_1m, 15 * 1024) and u16(s, 4) == min(above_1m, 0xFFFF)
+    assert entries[-1][0] + entries[-1][1] == s.board.memory_map.low == 256 << 20
     assert u16(s, 6) == 639
-    assert s.machine.memory.read_u8(OUT + 8) == 0
+    assert s.board.memory.read_u8(OUT + 8) == 0
     table = (u16(s, 0xC) << 4) + u16(s, 0xA)
-    assert s.machine.memory.read_u8(table + 2) == 0xFC
+    assert s.board.memory.read_u8(table + 2) == 0xFC
 
 
 def test_int15_86h_waits_and_timer_ticks_go_on_meanwhile(tmp_path):
@@ -464,8 +467,8 @@ def test_int11_equipment_list(tmp_path):
     int 0x11
     mov [0x600], ax
     """)
-    assert s.machine.memory.read_u16(0x400) == 0x3F8
-    assert u16(s, 0) == 0x0222 == s.machine.memory.read_u16(0x410)
+    assert s.board.memory.read_u16(0x400) == 0x3F8
+    assert u16(s, 0) == 0x0222 == s.board.memory.read_u16(0x410)
 
 
 # -- INT 16h ------------------------------------------------------------------------------
@@ -510,7 +513,7 @@ def test_com1_and_port_e9_output_is_captured(tmp_path):
     mov al, 0x42
     out 0x80, al
     """)
-    assert bytes(s.serial.output) == b"SI"
-    assert bytes(s.debug.output) == b"E"
-    assert s.debug.post_codes == [0x42]
+    assert bytes(s.board.uart.output) == b"SI"
+    assert bytes(s.board.debug.output) == b"E"
+    assert s.board.debug.post_codes == [0x42]
     assert "".join(s.serial_text) == "SIE"

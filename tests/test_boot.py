@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from devices.trace import TraceEvent, Tracer
-from emu.boot import BootOptions, BootResult, BootSession, ExitStatus
+from emu.boot import BootOptions, BootResult, ExitStatus, Session
+from emu.firmware.builtin import BuiltinFirmware
 from images.builders import SAMPLE_PATH, build_patterned_iso
 from images.emulation import (
     build_floppy_boot_iso,
@@ -53,9 +54,10 @@ class ReadLog:
 
 def boot(iso: Path | str | None, **options: object) -> tuple[BootResult, ReadLog]:
     """Boot with the drive traced; returns the result and the drive's READ(10)s."""
-    session = BootSession(BootOptions(iso=iso, **options))  # type: ignore[arg-type]
+    opts = BootOptions(iso=iso, **options)  # type: ignore[arg-type]
+    session = Session(opts, BuiltinFirmware())
     log = ReadLog()
-    session.machine.set_trace(Tracer(keep=False, sinks=[log]))
+    session.board.set_trace(Tracer(keep=False, sinks=[log]))
     return session.run(), log
 
 
@@ -102,10 +104,9 @@ def test_the_sample_reads_data_bin_through_int13_extended_reads_and_the_drive():
 def test_int13_reads_use_bus_master_dma_and_fall_back_to_pio():
     result, log = boot(None)
     assert result.dma_reads == result.bios_calls[(0x13, 0x42)] == 3
-    session = BootSession(BootOptions())
-    session.driver.use_dma = False
+    session = Session(BootOptions(), BuiltinFirmware(use_dma=False))
     pio_log = ReadLog()
-    session.machine.set_trace(Tracer(keep=False, sinks=[pio_log]))
+    session.board.set_trace(Tracer(keep=False, sinks=[pio_log]))
     pio = session.run()
     assert pio.dma_reads == 0 and "checksum OK" in pio.console
     assert pio_log.reads == log.reads

@@ -6,8 +6,8 @@ from collections import deque
 
 from devices.bus import IrqLine
 from devices.platform.i8042 import ACK, BAT_OK, I8042, key_bytes
-from emu.firmware.keyboard import parse_keys
 from emu.pc.cpu import VirtualClock
+from emu.pc.keyboard import parse_keys
 
 
 def _kbc(keys: str = "", allowed: bool = True) -> tuple[I8042, IrqLine, VirtualClock]:

@@ -23,8 +23,9 @@ from devices.platform.apic import IoApic, LocalApic
 from devices.platform.fw_cfg import FILE_DIR, FwCfg
 from devices.platform.vga import VgaRegisters
 from devices.trace import TraceEvent, Tracer
-from emu.boot import BootOptions, BootResult, ExitStatus, run_boot
-from emu.firmware.seabios import SEABIOS_BIN, DriveSpec, SeaBiosSession, TextScraper
+from emu.boot import BootOptions, BootResult, DriveSpec, ExitStatus, Session, run_boot
+from emu.firmware.seabios import SEABIOS_BIN, SeaBios
+from emu.pc.screen import TextScraper
 from images.builders import SAMPLE_PATH
 from tests.test_boot import grub_iso, isolinux_iso  # noqa: F401 - module fixtures
 
@@ -66,11 +67,12 @@ class DriveTraffic:
 
 
 def seabios_boot(drives: list[DriveSpec] | None = None, iso: Path | str | None = None,
-                 **options: object) -> tuple[BootResult, SeaBiosSession, DriveTraffic]:
-    opts = BootOptions(iso=iso, firmware="seabios", **options)  # type: ignore[arg-type]
-    session = SeaBiosSession(opts, drives)
+                 **options: object) -> tuple[BootResult, Session, DriveTraffic]:
+    opts = BootOptions(iso=iso, firmware="seabios", drives=drives,
+                       **options)  # type: ignore[arg-type]
+    session = Session(opts, SeaBios())
     traffic = DriveTraffic()
-    session.machine.set_trace(Tracer(keep=False, sinks=[traffic]))
+    session.board.set_trace(Tracer(keep=False, sinks=[traffic]))
     return session.run(), session, traffic  # type: ignore[return-value]
 
 
@@ -139,7 +141,7 @@ def test_text_written_straight_into_b8000_is_on_the_screen() -> None:
 def test_the_sample_boots_from_the_reset_vector_with_banner_and_post() -> None:
     result, session, traffic = seabios_boot(iso=SAMPLE_PATH)
     assert result.status is ExitStatus.OK, result.message
-    log = session.debug_log
+    log = session.board.debug_log
     assert log.startswith("SeaBIOS (version 1.16")
     assert "Found QEMU fw_cfg" in log and "Found 3 PCI devices" in log
     assert "Found 1 cpu(s)" in log and "PS2 keyboard initialized" in log
@@ -149,9 +151,9 @@ def test_the_sample_boots_from_the_reset_vector_with_banner_and_post() -> None:
     assert screen.startswith("SeaBIOS (version 1.16")
     assert "Booting from DVD/CD..." in screen and "checksum OK" in screen
     # SeaBIOS placed the bus-master registers by BAR 4 and enabled I/O decoding.
-    ide = session.pci.functions[(1, 1)]
+    ide = session.board.pci.functions[(1, 1)]
     assert ide.bm_base == 0xC000 and ide.command & 1
-    assert session.machine.ports.claimed(0xC000) is not None
+    assert session.board.ports.claimed(0xC000) is not None
     assert traffic.count("IDENTIFY PACKET DEVICE", "ide1-0") == 1
     assert_only_through_the_ports(traffic)
 
@@ -180,7 +182,7 @@ def test_grub_rescue_reaches_its_menu(grub_iso):  # noqa: F811
     assert result.status is ExitStatus.OK, result.message
     assert "Booting from DVD/CD..." in result.console
     assert "GNU GRUB" in result.console
-    assert drive_label(1, 0) in session.debug_log
+    assert drive_label(1, 0) in session.board.debug_log
     assert traffic.count("IDENTIFY PACKET DEVICE", "ide1-0") == 1
     assert traffic.count("READ(10)", "ide1-0") > 20
     assert_only_through_the_ports(traffic)
@@ -191,7 +193,7 @@ def test_a_drive_at_each_location_is_listed_and_boots(bus: int, device: int) -> 
     result, session, traffic = seabios_boot([DriveSpec(bus, device, SAMPLE_PATH)], keys="\\e1")
     assert result.status is ExitStatus.OK, result.message
     assert f"1. {drive_label(bus, device)}" in result.screen
-    assert drive_label(bus, device) in session.debug_log
+    assert drive_label(bus, device) in session.board.debug_log
     assert "checksum OK" in result.screen
     assert traffic.count("IDENTIFY PACKET DEVICE", f"ide{bus}-{device}") == 1
     assert_only_through_the_ports(traffic)
@@ -203,7 +205,7 @@ def test_an_empty_drive_is_given_up_cleanly_and_the_next_one_boots() -> None:
     assert result.status is ExitStatus.OK, result.message
     assert f"1. {drive_label(0, 0)}" in result.screen
     assert f"2. {drive_label(1, 1)}" in result.screen
-    log = session.debug_log
+    log = session.board.debug_log
     assert "Device reports MEDIUM NOT PRESENT - 0 tries left" in log
     screen = result.screen
     failed = screen.index("Boot failed: Could not read from CDROM (code 0003)")
@@ -220,7 +222,7 @@ def test_only_an_empty_drive_means_no_bootable_device() -> None:
     result, session, _ = seabios_boot([DriveSpec(1, 0, None)])
     assert result.status is ExitStatus.BOOT_FAILED
     assert "No bootable device" in result.message
-    assert drive_label(1, 0) in session.debug_log
+    assert drive_label(1, 0) in session.board.debug_log
 
 
 def test_run_boot_and_the_cli_select_seabios() -> None:
@@ -235,9 +237,9 @@ def test_run_boot_and_the_cli_select_seabios() -> None:
 
 
 def test_bus_master_registers_follow_bar4_and_the_command_register() -> None:
-    session = SeaBiosSession(BootOptions(iso=SAMPLE_PATH, firmware="seabios"))
-    ports, ide = session.machine.ports, session.pci.functions[(1, 1)]
-    engines = session.machine.bus_masters
+    session = Session(BootOptions(iso=SAMPLE_PATH, firmware="seabios"), SeaBios())
+    ports, ide = session.board.ports, session.board.pci.functions[(1, 1)]
+    engines = session.board.bus_masters
     assert ports.claimed(0xC000) is None and not engines[0].bus_master_enabled
     addr = 0x8000_0000 | (1 << 11) | (1 << 8)
     ports.outl(0xCF8, addr | 0x20)
@@ -261,7 +263,7 @@ def test_isolinux_gets_typed_keys_through_the_8042(isolinux_iso):  # noqa: F811
     assert "Press ESC" not in result.console  # no boot menu unless the keys start with ESC
     listing = result.console[result.console.index("boot: ls.c32 /") :]
     assert "isolinux" in listing
-    assert session.kbc.typed[:2] == [0x266C, 0x1F73]  # 'l', 's' as INT 16h words
+    assert session.board.kbc.typed[:2] == [0x266C, 0x1F73]  # 'l', 's' as INT 16h words
 
 
 def test_grub_command_line_through_the_8042(grub_iso):  # noqa: F811
@@ -279,5 +281,5 @@ def test_seabios_boots_are_deterministic_with_the_tsc_on_the_virtual_clock() -> 
     # host-time TSC would give another "CPU Mhz" and other timeouts on every run.
     runs = [seabios_boot(iso=SAMPLE_PATH) for _ in range(2)]
     assert runs[0][0].instructions == runs[1][0].instructions
-    assert "CPU Mhz=100\n" in runs[0][1].debug_log
-    assert runs[0][1].debug_log == runs[1][1].debug_log
+    assert "CPU Mhz=100\n" in runs[0][1].board.debug_log
+    assert runs[0][1].board.debug_log == runs[1][1].board.debug_log

@@ -53,6 +53,8 @@ class IdeChannel:
         self.trace: Tracer | None = None
         self.bus_master: BusMasterDma | None = None
         """The bus-master DMA engine of this channel, if the controller has one."""
+        self.commands = 0
+        """Command register writes so far (a board watches it as disk activity)."""
 
     # -- units ----------------------------------------------------------------------
     def attach(self, slot: int, unit: IdeDevice) -> None:
@@ -156,6 +158,7 @@ class IdeChannel:
             self.trace.emit("port", f"ide{self.number}", dir="out", port=port,
                             reg=WriteReg(reg).name, value=value)
         if reg == _COMMAND:
+            self.commands += 1
             self._write_command(value)
         elif reg == _DEVICE_CONTROL:
             self._write_control(value)

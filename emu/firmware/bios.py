@@ -58,9 +58,9 @@ from emu.firmware.ata import (
     FirmwareError,
 )
 from emu.firmware.eltorito import LoadedImage
-from emu.firmware.keyboard import Keyboard
 from emu.firmware.video import COLUMNS, ROWS, Screen
 from emu.pc.cpu import FLAG_CF, FLAG_ZF, Cpu
+from emu.pc.keyboard import Keyboard
 
 BIOS_SEGMENT = 0xF000
 STUB_OFFSET = 0xE000
@@ -124,6 +124,9 @@ class Bios:
         serial: Uart16550 | None = None,
         cmos: Cmos | None = None,
         on_stop: Callable[[BiosStop], None] | None = None,
+        ram_top: int | None = None,
+        high_ram: int = 0,
+        on_input_poll: Callable[[], None] | None = None,
     ) -> None:
         self.cpu = cpu
         self.uc: Uc = cpu.uc
@@ -136,11 +139,17 @@ class Bios:
         self.serial = serial
         self.cmos = cmos
         self.on_stop = on_stop
+        self.on_input_poll = on_input_poll
+        """Told each time the guest polls INT 16h and finds no key."""
+        self.ram_top = self.memory.size if ram_top is None else ram_top
+        """End of RAM below 4 GiB (the board's memory map)."""
+        self.high_ram = high_ram
+        """Bytes of RAM from 4 GiB up."""
         self.cdrom: AtapiDevice | None = None
         self.cd_capacity = 0
         self.image: LoadedImage | None = None
         self.emulated: EmulatedDisk | None = None
-        self.bounce = self.memory.size - BOUNCE_SIZE
+        self.bounce = self.ram_top - BOUNCE_SIZE
         self.calls: dict[tuple[int, int], int] = {}
         """(vector, AH) → count, for reports and tests."""
         self.sectors_read = 0
@@ -711,14 +720,16 @@ class Bios:
     def e820_map(self) -> list[tuple[int, int, int]]:
         """(base, length, type) — 1 usable RAM, 2 reserved (ACPI §15.1)."""
         ebda = EBDA_SEGMENT << 4
-        size = self.memory.size
-        return [
+        entries = [
             (0, ebda, 1),
             (ebda, 0xA0000 - ebda, 2),
             (0xE0000, 0x20000, 2),
             (0x100000, self.bounce - 0x100000, 1),
-            (self.bounce, size - self.bounce, 2),
+            (self.bounce, self.ram_top - self.bounce, 2),
         ]
+        if self.high_ram:
+            entries.append((1 << 32, self.high_ram, 1))
+        return entries
 
     def int15_system(self) -> None:
         eax = self._r(X.UC_X86_REG_EAX)
@@ -793,7 +804,7 @@ class Bios:
         if ah in (0x00, 0x10):
             key = kbd.read()
             if key is None:
-                if kbd.starved:
+                if not kbd.script and kbd.live is None:
                     self._stop("input", "the guest waits for a key")
                 self._wait()
                 return
@@ -801,8 +812,8 @@ class Bios:
         elif ah in (0x01, 0x11):
             key = kbd.peek()
             if key is None:
-                if kbd.starved:
-                    self._stop("input", "the guest waits for a key")
+                if self.on_input_poll is not None:
+                    self.on_input_poll()
                 self._flags(zf=True)
             else:
                 self._set16(X.UC_X86_REG_EAX, key)

@@ -32,9 +32,13 @@ BDA_ROWS, BDA_CHAR_HEIGHT = 0x484, 0x485
 class Screen:
     """Text mode 3 over guest RAM, with a stream of what appears."""
 
-    def __init__(self, ram: np.ndarray, on_text: Callable[[str], None] | None = None) -> None:
+    def __init__(self, ram: np.ndarray, on_text: Callable[[str], None] | None = None,
+                 before_change: Callable[[], None] | None = None) -> None:
         self.ram = ram
         self.on_text = on_text
+        self.before_change = before_change
+        """Called before the screen scrolls or clears, so a reader of the frame sees the
+        text that is about to go (the session's screen reader)."""
         self.stream: list[str] = []
         self._stream_pos = (0, 0)
         self.set_mode(3)
@@ -76,6 +80,8 @@ class Screen:
         ram[BDA_ROWS] = ROWS - 1
         self._put16(BDA_CHAR_HEIGHT, 16)
         if not mode & 0x80:  # bit 7: keep video memory
+            if self.before_change is not None:
+                self.before_change()
             cells = self._cells_all()
             cells[:, 0] = 0x20
             cells[:, 1] = DEFAULT_ATTR
@@ -142,6 +148,8 @@ class Screen:
         bottom, right = min(bottom, ROWS - 1), min(right, COLUMNS - 1)
         if top > bottom or left > right:
             return
+        if self.before_change is not None:
+            self.before_change()
         cells = self.cells(page)
         window = cells[top : bottom + 1, left : right + 1]
         height = bottom - top + 1

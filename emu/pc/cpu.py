@@ -95,6 +95,10 @@ class CpuFault(Exception):
     """The guest did something this PC cannot continue from (triple fault, bad fetch...)."""
 
 
+class TripleFault(CpuFault):
+    """A fault while delivering a double fault: a PC shuts down (SDM vol 3 §6.15, int 8)."""
+
+
 class StopReason(Enum):
     """Why :meth:`Cpu.run` returned."""
 
@@ -180,14 +184,19 @@ class RunResult:
 class Cpu:
     """Unicorn in real mode over the machine's RAM and port bus."""
 
-    def __init__(self, memory: GuestMemory, ports: PortBus, ips: int = DEFAULT_IPS) -> None:
+    def __init__(self, memory: GuestMemory, ports: PortBus, ips: int = DEFAULT_IPS,
+                 ram_ranges: list[tuple[int, int]] | None = None) -> None:
         self.memory = memory
         self.ports = ports
         self.ram = memory.data
         self.clock = VirtualClock(ips)
         self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
-        # Shared, not copied: Unicorn's TLB points into the numpy buffer.
-        self.uc.mem_map_ptr(0, memory.size, UC_PROT_ALL, self.ram.ctypes.data)
+        # Shared, not copied: Unicorn's TLB points into the numpy buffer.  RAM above the
+        # PCI hole is the array's tail mapped from 4 GiB up (``ram_ranges``).
+        offset = 0
+        for base, length in ram_ranges or [(0, memory.size)]:
+            self.uc.mem_map_ptr(base, length, UC_PROT_ALL, self.ram.ctypes.data + offset)
+            offset += length
         memory.write_listeners.append(self.invalidate)
         self.interrupts: InterruptSource | None = None
         self.software_interrupt: Callable[[int], bool] | None = None
@@ -207,10 +216,13 @@ class Cpu:
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
         self.halted = False
+        self.idle_waits = 0
+        """How often the CPU waited for an interrupt (``hlt`` with IF set, or a BIOS wait):
+        a session reads it to tell a guest that waits from one that computes."""
         self._sleeping = False
         self._halt_at: int | None = None
         self._stop_reason: StopReason | None = None
-        self._fault: str | None = None
+        self._fault: CpuFault | None = None
         self._hooks = [
             self.uc.hook_add(UC_HOOK_INSN, self._hook_in, None, 1, 0, X.UC_X86_INS_IN),
             self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
@@ -228,6 +240,7 @@ class Cpu:
         """Real mode (pitfall 1: UC_MODE_32 with CR0.PE clear), CS:IP and SS:SP set."""
         uc = self.uc
         uc.reg_write(X.UC_X86_REG_CR0, CR0_ET)
+        uc.reg_write(X.UC_X86_REG_IDTR, (0, 0, 0xFFFF, 0))  # as after RESET (SDM vol 3 §9.1.1)
         for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_FS, X.UC_X86_REG_GS):
             uc.reg_write(reg, 0)
         uc.reg_write(X.UC_X86_REG_SS, ss)
@@ -315,10 +328,21 @@ class Cpu:
         """
         uc = self.uc
         flags, cs, eip, cr0, ss, esp = uc.reg_read_batch(_DELIVER_REGS)
+        if not cr0 & CR0_PE:
+            _, ivt_base, ivt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
+            if vector * 4 + 3 > ivt_limit:
+                # Beyond the IDTR limit: #GP, and a #GP beyond it a double fault, and a
+                # double fault beyond it shuts the processor down (SDM vol 3 §20.1.4).
+                if vector == 8:
+                    raise TripleFault(f"triple fault at {self.where()} (real mode, IDT limit "
+                                      f"{ivt_limit:#x})")
+                self.deliver(8 if vector == 13 else 13)
+                return
+            vector_address = ivt_base + vector * 4
         if not cr0 & CR0_PE and (esp & 0xFFFF) >= 6:
             # Real mode, the common case in one batch: the FLAGS, CS, IP frame is
             # six bytes written at once (SS base = SS × 16 in real mode).
-            ip, seg = struct.unpack_from("<HH", self.ram, vector * 4)
+            ip, seg = struct.unpack_from("<HH", self.ram, vector_address)
             sp = (esp & 0xFFFF) - 6
             uc.mem_write((ss << 4) + sp, struct.pack("<HHH", eip & 0xFFFF, cs, flags & 0xFFFF))
             uc.reg_write_batch([
@@ -330,7 +354,7 @@ class Cpu:
             self.halted = False
             return
         if not cr0 & CR0_PE:
-            ip, seg = struct.unpack_from("<HH", self.ram, vector * 4)
+            ip, seg = struct.unpack_from("<HH", self.ram, vector_address)
             self.push16(flags)
             self.push16(cs)
             self.push16(eip)
@@ -384,7 +408,7 @@ class Cpu:
             code = 0 if self.protected and intno in ERROR_CODE_VECTORS else None
             self.deliver(intno, code)
         except CpuFault as exc:
-            self.fail(str(exc))
+            self.fail(exc)
 
     # -- time stamp counter ---------------------------------------------------------
     def use_virtual_tsc(self) -> None:
@@ -490,10 +514,10 @@ class Cpu:
         self.fail(f"access to {address:#x} outside RAM at {self.where()}")
         return False
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str | CpuFault) -> None:
         """Stop the run with a CPU fault (raised from :meth:`run`)."""
         if self._fault is None:
-            self._fault = message
+            self._fault = message if isinstance(message, CpuFault) else CpuFault(message)
         self.request_stop(StopReason.STOPPED)
 
     def sleep(self) -> None:
@@ -564,8 +588,8 @@ class Cpu:
             except CpuFault as exc:
                 self.fail(str(exc))
             if self._fault is not None:
-                message, self._fault = self._fault, None
-                raise CpuFault(message)
+                fault, self._fault = self._fault, None
+                raise fault
             if self._stop_reason is not None:
                 reason, self._stop_reason = self._stop_reason, None
                 return RunResult(reason, clock.instructions - start)
@@ -579,6 +603,7 @@ class Cpu:
                 if deadline is None:
                     return RunResult(StopReason.IDLE, clock.instructions - start)
                 # Halted with IF set: skip idle time to the next timer event.
+                self.idle_waits += 1
                 clock.instructions = max(clock.instructions, deadline)
                 if limit is not None:
                     clock.instructions = min(clock.instructions, limit)
@@ -608,6 +633,7 @@ class Cpu:
             if self._sleeping:
                 # The BIOS waits: time moves on to the next timer event.
                 self._sleeping = False
+                self.idle_waits += 1
                 deadline = clock.next_deadline()
                 clock.instructions = deadline if deadline is not None else (
                     clock.instructions + count)

@@ -36,12 +36,15 @@ class GuestMemory:
             raise ValueError("guest memory size must be a positive multiple of 4 KiB")
         self.data = np.zeros(size, dtype=np.uint8)
         self.size = size
+        self.phys_limit = size
+        """End of the RAM that devices can address from physical 0 (a board with RAM above
+        the PCI hole lowers it: DMA below 4 GiB never reaches the high part)."""
         self.write_listeners: list[Callable[[int, int], None]] = []
 
     def check(self, address: int, length: int) -> None:
         """Raise :class:`MemoryFault` unless ``[address, address+length)`` is RAM."""
-        if address < 0 or length < 0 or address + length > self.size:
-            raise MemoryFault(address, length, self.size)
+        if address < 0 or length < 0 or address + length > self.phys_limit:
+            raise MemoryFault(address, length, self.phys_limit)
 
     def view(self, address: int, length: int) -> np.ndarray:
         """A writable view of ``length`` bytes at ``address`` (bounds-checked)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,8 +21,9 @@ from devices.media.iso import IsoImage
 from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
 from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.eltorito import LoadedImage
-from emu.firmware.keyboard import parse_keys
 from emu.firmware.seabios import SEABIOS_BIN
+from emu.pc.board import DEFAULT_MEMORY, BoardError, parse_memory_size
+from emu.pc.keyboard import parse_keys
 from emu.pc.machine import Machine
 from images import SAMPLE_ISO
 
@@ -87,8 +89,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
     timeout = args.timeout if args.timeout is not None else (None if live else DEFAULT_TIMEOUT)
     options = BootOptions(
         iso=iso, bus=args.bus, device=args.device, keys=args.keys or "", until=args.until,
-        timeout=timeout, wall_timeout=args.wall_timeout, max_instructions=args.max_instructions,
-        live_keys=live,
+        timeout=timeout, guest_timeout=args.guest_timeout,
+        max_instructions=args.max_instructions, memory_size=args.memory, live_keys=live,
         on_console=None if args.serial else echo,
         on_serial=echo if args.serial else None,
         on_loaded=lambda loaded: print_boot_summary(iso, loaded),
@@ -96,7 +98,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     )
     if args.firmware == "seabios":
         print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at bus "
-              f"{args.bus}, device {args.device}\n", flush=True)
+              f"{args.bus}, device {args.device}, {args.memory >> 20} MiB RAM\n", flush=True)
     try:
         result = run_boot(options)
     finally:
@@ -209,7 +211,17 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text}")
     return value
+
+
+def _memory_size(text: str) -> int:
+    """A RAM size such as 512M or 2G, for argparse."""
+    try:
+        return parse_memory_size(text)
+    except BoardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -248,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "boot", help="boot a disc (the built-in sample if none is given)",
         description="Boot a disc on the emulated PC. Exit status: 0 done (halted, --until "
                     "seen, or waiting for input), 1 boot failed, 2 bad input, 3 limit reached, "
-                    "4 --until text not seen.")
+                    "4 --until text not seen, 5 the guest triple-faulted.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     drive_options(p)
     p.add_argument("--keys", metavar="KEYS",
@@ -256,11 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(escapes \\r \\t \\b \\e \\xNN, {up} {down} {f1} ...)")
     p.add_argument("--until", metavar="TEXT",
                    help="stop as soon as the guest prints TEXT (screen or serial)")
-    p.add_argument("--timeout", type=_positive_float, metavar="S",
-                   help=f"stop after S seconds of guest (virtual) time "
+    p.add_argument("--timeout", "--wall-timeout", type=_positive_float, metavar="S",
+                   help=f"stop after S seconds of wall-clock time "
                         f"(default {DEFAULT_TIMEOUT:g}; none when interactive)")
-    p.add_argument("--wall-timeout", type=_positive_float, metavar="S",
-                   help="last-resort deadline in host seconds")
+    p.add_argument("--guest-timeout", type=_positive_float, metavar="S",
+                   help="stop after S seconds of guest (virtual) time: the same instruction "
+                        "every run")
+    p.add_argument("--memory", type=_memory_size, default=DEFAULT_MEMORY, metavar="SIZE",
+                   help=f"guest RAM, e.g. 512M or 2G (default {DEFAULT_MEMORY >> 20}M)")
     p.add_argument("--max-instructions", type=_positive_int, metavar="N",
                    help="stop after N guest instructions")
     p.add_argument("--screen", action="store_true",

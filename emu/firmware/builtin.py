@@ -1,0 +1,115 @@
+"""The built-in firmware plugged into the PC board: a readable BIOS written in Python.
+
+What it does at power-on, in the order a PC BIOS does it, and only through the ports and
+guest memory:
+
+1. **PCI**: gives the PIIX3 IDE function's BAR 4 the bus-master base
+   (:data:`~emu.firmware.ata.BM_BASE`) and sets its command register's I/O and
+   bus-master bits (PCI Local Bus 3.0 §6.2.2, §6.2.5; PIIX3 datasheet §2.3), through
+   configuration mechanism #1 at CF8h/CFCh as any BIOS's PCI enumeration does;
+2. **the drive**: probes both IDE channels, waits for a DVD drive to be ready, reads the
+   El Torito boot record and catalog and loads the boot image
+   (:func:`~emu.firmware.eltorito.firmware_boot`);
+3. **services**: installs the interrupt vector table, the BIOS data area and the BIOS
+   services (:class:`~emu.firmware.bios.Bios`), describing RAM from the board's one
+   memory map;
+4. **hand-over**: starts the boot image with DL = the boot drive and interrupts on.
+
+The CPU is the board's; the screen, COM1, CMOS and the 8259 pair are the board's
+devices, so a guest sees the same PC it would see under SeaBIOS.  Keys typed by the
+session reach the guest through INT 16h (this BIOS's keyboard service).
+"""
+
+from __future__ import annotations
+
+from emu.firmware.ata import BM_BASE, AtaHostDriver, FirmwareError
+from emu.firmware.bios import Bios, BiosStop
+from emu.firmware.eltorito import LoadedImage, firmware_boot
+from emu.firmware.video import Screen
+from emu.pc.ports import PortBus
+from emu.pc.session import BootResult, ExitStatus, FirmwareFailure, Session
+
+PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA = 0xCF8, 0xCFC
+PIIX3_IDE = (0, 1, 1)
+"""Bus 0, device 1, function 1: the IDE function of the PIIX3."""
+PCI_COMMAND, PCI_BAR4 = 0x04, 0x20
+CMD_IO, CMD_BUS_MASTER = 0x01, 0x04
+
+
+def pci_config_write(ports: PortBus, bdf: tuple[int, int, int], offset: int, value: int) -> None:
+    """Configuration mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2): address, then data."""
+    bus, dev, fn = bdf
+    ports.outl(PCI_CONFIG_ADDRESS, 0x8000_0000 | bus << 16 | dev << 11 | fn << 8 | offset)
+    ports.outl(PCI_CONFIG_DATA, value)
+
+
+def pci_config_read(ports: PortBus, bdf: tuple[int, int, int], offset: int) -> int:
+    bus, dev, fn = bdf
+    ports.outl(PCI_CONFIG_ADDRESS, 0x8000_0000 | bus << 16 | dev << 11 | fn << 8 | offset)
+    return ports.inl(PCI_CONFIG_DATA)
+
+
+class BuiltinFirmware:
+    """The Python BIOS as a firmware plug (module docstring)."""
+
+    name = "builtin"
+
+    def __init__(self, use_dma: bool = True) -> None:
+        self.use_dma = use_dma
+        self.session: Session | None = None
+        self.driver: AtaHostDriver | None = None
+        self.bios: Bios | None = None
+        self.screen: Screen | None = None
+        self.loaded: LoadedImage | None = None
+
+    def install(self, session: Session) -> None:
+        self.session = session
+        board = session.board
+        ports = board.ports
+        pci_config_write(ports, PIIX3_IDE, PCI_BAR4, BM_BASE | 1)
+        command = pci_config_read(ports, PIIX3_IDE, PCI_COMMAND) & 0xFFFF
+        pci_config_write(ports, PIIX3_IDE, PCI_COMMAND, command | CMD_IO | CMD_BUS_MASTER)
+        self.driver = driver = AtaHostDriver(ports, board.memory, use_dma=self.use_dma)
+        self.screen = Screen(board.memory.data, before_change=session.screen_changed)
+        self.bios = bios = Bios(board.cpu, driver, board.pic, session.keyboard, self.screen,
+                                serial=board.uart, cmos=board.cmos, on_stop=self._bios_stop,
+                                ram_top=board.memory_map.low,
+                                high_ram=board.memory_map.high,
+                                on_input_poll=session.input_polled)
+        try:
+            loaded = firmware_boot(driver)
+        except FirmwareError as exc:
+            raise FirmwareFailure(str(exc)) from None
+        bios.attach_boot(loaded)
+        self.loaded = loaded
+        if session.options.on_loaded is not None:
+            session.options.on_loaded(loaded)
+        self.start(loaded)
+
+    def start(self, loaded: LoadedImage) -> None:
+        """CPU state at the hand-over: CS:IP at the image, DL = boot drive, IF set."""
+        assert self.session is not None and self.bios is not None
+        cpu = self.session.cpu
+        entry = loaded.entry
+        if entry.media_type == 0:
+            cpu.reset_real_mode(entry.segment, 0, ss=0, sp=0x7C00)
+        else:
+            cpu.reset_real_mode(0, 0x7C00, ss=0, sp=0x7C00)
+        cpu.set_reg("edx", self.bios.boot_drive)
+        cpu.set_reg("eflags", 0x202)
+
+    def _bios_stop(self, event: BiosStop) -> None:
+        assert self.session is not None
+        if event.kind == "input":
+            self.session.input_blocked()
+        else:
+            self.session.request_stop(ExitStatus.BOOT_FAILED, event.message)
+
+    def finish(self, result: BootResult) -> None:
+        result.loaded = self.loaded
+        if self.driver is not None:
+            result.firmware_log = list(self.driver.log)
+        if self.bios is not None:
+            result.sectors_read = self.bios.sectors_read
+            result.dma_reads = self.bios.dma_reads
+            result.bios_calls = dict(self.bios.calls)

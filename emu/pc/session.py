@@ -1,0 +1,390 @@
+"""One run of the PC: a board, its drives, a firmware plugged in, and one set of stop rules.
+
+:class:`Session` builds a :class:`~emu.pc.board.PcBoard`, puts the DVD drives on it,
+hands the board to a firmware plug (:class:`Firmware`: the built-in BIOS or SeaBIOS, from
+:mod:`emu.firmware`) and runs the CPU until one of the rules below ends the run.  The
+rules are the same whatever firmware runs:
+
+=====  ==================  ===========================================================
+ 0     ``OK``              the ``until`` text appeared (on the screen, however it got
+                           there, or on COM1 / the E9h console); or, without ``until``,
+                           the guest halted or waits for input
+ 1     ``BOOT_FAILED``     the firmware gave up (no drive, not ready, no El Torito
+                           record, "No bootable device", INT 18h/19h) or the CPU hit
+                           something this PC cannot continue from
+ 2     ``BAD_INPUT``       the image, a path or an option was unusable (the CLI's)
+ 3     ``LIMIT``           ``timeout`` (host seconds), ``guest_timeout`` (virtual
+                           seconds) or ``max_instructions`` came first
+ 4     ``UNTIL_NOT_SEEN``  the guest halted or waits for input and the ``until`` text
+                           never appeared
+ 5     ``TRIPLE_FAULT``    the guest triple-faulted (a PC would shut down / reset);
+                           the message gives CS:IP
+=====  ==================  ===========================================================
+
+**Waiting for input** is decided by what the guest does, never by an unchanged screen
+alone: the guest must be *asking* (polling the keyboard with nothing there, or halting
+with interrupts on while nothing is pending) and nothing must be happening (no drive
+command, no screen change, no serial or debug-console output) for
+:data:`QUIET_SECONDS` of guest time, with :data:`ASKS_BEFORE_WAITING` keyboard polls or
+waits in that quiet time (or :data:`POLLS_BEFORE_WAITING` in a tenth of it); a guest
+that blocks in a keyboard read nobody will answer waits at once.  A guest that computes
+(a decompressor, a memory test) is never "waiting".
+
+**Time.**  Guest time is virtual (the CPU's instruction clock), so runs are
+deterministic; ``guest_timeout`` and ``max_instructions`` stop at the same instruction
+every run.  ``timeout`` is wall-clock seconds, as users expect; it is checked between
+short CPU runs (never by preempting Unicorn: pitfall 2 in docs/booting.md), which keeps
+every run inside its limit plus a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from devices.atapi.drive import AtapiDrive
+from devices.media.base import Medium
+from emu.pc.board import DEFAULT_MEMORY, PcBoard
+from emu.pc.cpu import CpuFault, StopReason, TripleFault
+from emu.pc.keyboard import Keyboard, parse_keys
+from emu.pc.screen import TextScraper
+
+DEFAULT_TIMEOUT = 60.0
+"""Host seconds a non-interactive boot may run."""
+RUN_CHUNK = 4_000_000
+"""Instructions per CPU run between checks of the stop rules and the wall clock."""
+SCRAPE_US = 2_000
+"""How often (virtual microseconds) the text frame is looked at."""
+QUIET_SECONDS = 1.0
+"""Guest seconds without disk, screen or serial activity that, with the guest asking for
+input all along, mean it waits for input."""
+ASKS_BEFORE_WAITING = 10
+"""Keyboard polls or interrupt waits in the quiet time that mean the guest is asking..."""
+POLLS_BEFORE_WAITING = 2000
+"""...or this many in a tenth of it (a loader spinning on "is there a key?")."""
+
+
+class ExitStatus(IntEnum):
+    """The documented exit statuses of ``emu boot`` (see the module docstring)."""
+
+    OK = 0
+    BOOT_FAILED = 1
+    BAD_INPUT = 2
+    LIMIT = 3
+    UNTIL_NOT_SEEN = 4
+    TRIPLE_FAULT = 5
+
+
+class FirmwareFailure(Exception):
+    """The firmware gave up, said as a BIOS would ("no bootable device", ...)."""
+
+
+@dataclass
+class DriveSpec:
+    """A DVD drive on the board: bus location and the image in it (None = empty)."""
+
+    bus: int
+    device: int
+    iso: str | Path | None = None
+
+
+@dataclass
+class BootOptions:
+    """What to boot and when to stop."""
+
+    iso: str | Path | None = None
+    bus: int = 1
+    device: int = 0
+    drives: list[DriveSpec] | None = None
+    """Several drives (overrides ``iso``/``bus``/``device``)."""
+    keys: str = ""
+    until: str | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
+    """Host (wall-clock) seconds (None: no limit)."""
+    guest_timeout: float | None = None
+    """Virtual seconds (None: no limit); deterministic."""
+    max_instructions: int | None = None
+    live_keys: Callable[[], int | None] | None = None
+    """A key source after the script (a terminal); the run never "waits for input" then."""
+    on_console: Callable[[str], None] | None = None
+    """Streamed screen text, as it appears."""
+    on_serial: Callable[[str], None] | None = None
+    """Streamed COM1 and port E9h text."""
+    on_loaded: Callable[[Any], None] | None = None
+    """Called once the firmware loaded the boot image (built-in firmware), before the CPU starts."""
+    memory_size: int = DEFAULT_MEMORY
+    firmware: str = "builtin"
+    """``"builtin"`` (the Python BIOS) or ``"seabios"`` (Debian's SeaBIOS)."""
+
+    def drive_specs(self) -> list[DriveSpec]:
+        if self.drives is not None:
+            return list(self.drives)
+        from images import SAMPLE_ISO
+
+        return [DriveSpec(self.bus, self.device, self.iso or SAMPLE_ISO)]
+
+
+@dataclass
+class BootResult:
+    """How a boot went."""
+
+    status: ExitStatus
+    message: str
+    loaded: Any = None
+    """The boot image the built-in firmware loaded (an ``emu.firmware.eltorito.LoadedImage``)."""
+    console: str = ""
+    serial: str = ""
+    screen: str = ""
+    instructions: int = 0
+    virtual_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    sectors_read: int = 0
+    """CD sectors the built-in BIOS read for the guest (INT 13h), all by READ(10)."""
+    dma_reads: int = 0
+    """How many of the built-in BIOS's READ(10) runs moved their data by bus-master DMA."""
+    drive_commands: int = 0
+    """ATA commands written to the IDE channels (by firmware, loader or OS)."""
+    bios_calls: dict[tuple[int, int], int] = field(default_factory=dict)
+    firmware_log: list[str] = field(default_factory=list)
+    machine: PcBoard | None = None
+    drive: AtapiDrive | None = None
+
+
+class Firmware(Protocol):
+    """A firmware plug: given the session's board, it puts itself there."""
+
+    name: str
+
+    def install(self, session: Session) -> None:
+        """Map ROM or install hooks and set the CPU's start state.  May raise
+        :class:`FirmwareFailure` (the built-in firmware loads the boot image here)."""
+        ...
+
+    def finish(self, result: BootResult) -> None:
+        """Add firmware-specific figures to the result (calls, sectors, log)."""
+        ...
+
+
+def check_limits(options: BootOptions) -> None:
+    """Reject limits no run can honour (a one-line ``ValueError``)."""
+    for name in ("timeout", "guest_timeout"):
+        value = getattr(options, name)
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise ValueError(f"{name.replace('_', '-')} must be a positive number of seconds, "
+                             f"not {value}")
+    if options.max_instructions is not None and options.max_instructions <= 0:
+        raise ValueError("max-instructions must be positive")
+
+
+class Session:
+    """A board with its drives and a firmware, and the one run loop (module docstring)."""
+
+    def __init__(self, options: BootOptions, firmware: Firmware) -> None:
+        check_limits(options)
+        self.options = options
+        self.board = board = PcBoard(options.memory_size)
+        self.cpu = board.cpu
+        self.clock = board.clock
+        self.firmware = firmware
+        self.media: list[Medium] = []
+        self.drives: list[AtapiDrive] = []
+        from devices.media.iso import IsoImage
+
+        try:
+            for spec in options.drive_specs():
+                medium = IsoImage(spec.iso) if spec.iso is not None else None
+                if medium is not None:
+                    self.media.append(medium)
+                self.drives.append(board.add_dvd_drive(spec.bus, spec.device, medium))
+        except BaseException:
+            self.close()
+            raise
+        self.drive = self.drives[0] if self.drives else None
+        self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
+        # Guest text: the screen (whatever writes it), COM1 and the E9h console.
+        self.serial_text: list[str] = []
+        self._text_tail = ""
+        self.until_seen = False
+        self.scraper = TextScraper(board.memory.data, board.vga, self._screen_text)
+        self.on_screen_text: list[Callable[[str], None]] = []
+        """Firmware listeners for text appearing on the screen."""
+        board.uart.on_output = self._serial_out
+        board.debug.on_output = self._serial_out
+        board.on_reset = self._guest_reset
+        self.deadline: int | None = None
+        self._scrape_period = max(1, self.clock.ips * SCRAPE_US // 1_000_000)
+        self._quiet_limit = self.clock.to_instructions(QUIET_SECONDS)
+        self.deadline = self.clock.instructions + self._scrape_period
+        self.clock.add_timer(self)
+        # Stop requests and the waiting-for-input rule.
+        self._stop: tuple[ExitStatus, str] | None = None
+        self._quiet_since = 0
+        self._activity = self._activity_mark()
+        self._asking = 0
+        self._waits_seen = 0
+        self.input_polls = 0
+        self.installed = False
+
+    # -- what firmware (and the board) tell the session ---------------------------------
+    def input_polled(self, count: int = 1) -> None:
+        """The guest looked for a key and found none."""
+        self.input_polls += count
+        self._asking += count
+
+    def input_blocked(self) -> None:
+        """The guest blocks reading a key that nobody will type: it waits for input."""
+        if self.keyboard.live is None and not self.keyboard.script:
+            self.request_stop(None, "the guest waits for keyboard input")
+
+    def request_stop(self, status: ExitStatus | None, message: str) -> None:
+        """End the run (from a hook); status None means "halted/waiting" (OK or
+        UNTIL_NOT_SEEN, depending on ``until``)."""
+        if self._stop is None:
+            self._stop = (self._until_missing() if status is None else status, message)
+        self.cpu.request_stop(StopReason.STOPPED)
+
+    def screen_changed(self) -> None:
+        """Firmware is about to scroll or clear the screen: read the frame first."""
+        self.scraper.poll()
+
+    # -- text ----------------------------------------------------------------------------
+    def _until_missing(self) -> ExitStatus:
+        return ExitStatus.UNTIL_NOT_SEEN if self.options.until is not None else ExitStatus.OK
+
+    def _watch(self, text: str) -> None:
+        until = self.options.until
+        if until is None or self.until_seen:
+            return
+        self._text_tail = (self._text_tail + text)[-(len(until) + 4096):]
+        if until in self._text_tail:
+            self._saw_until()
+
+    def _saw_until(self) -> None:
+        self.until_seen = True
+        self.request_stop(ExitStatus.OK, f"saw {self.options.until!r}")
+
+    def _screen_text(self, text: str) -> None:
+        for listener in self.on_screen_text:
+            listener(text)
+        if self.options.on_console is not None:
+            self.options.on_console(text)
+        self._watch(text)
+        until = self.options.until
+        if until is not None and not self.until_seen and until in self.scraper.text():
+            self._saw_until()  # a whole screen drawn at once, in any order
+
+    def _serial_out(self, data: bytes) -> None:
+        text = data.decode("latin-1")
+        self.serial_text.append(text)
+        if self.options.on_serial is not None:
+            self.options.on_serial(text)
+        self._watch(text)
+
+    def _guest_reset(self, how: str) -> None:
+        self.request_stop(ExitStatus.BOOT_FAILED, f"the guest reset the machine ({how})")
+
+    # -- the clock timer: screen, and the waiting-for-input rule --------------------------
+    def _activity_mark(self) -> tuple[int, int, int]:
+        board = self.board
+        return (sum(ch.commands for ch in board.ide.channels),
+                len(board.uart.output) + len(board.debug.output), len(self.scraper.stream))
+
+    def fire(self) -> None:
+        """Every :data:`SCRAPE_US`: read the screen, then judge "waiting for input"."""
+        self.scraper.poll()
+        assert self.deadline is not None
+        now = self.deadline
+        self.deadline += self._scrape_period
+        mark = self._activity_mark()
+        kb = self.keyboard
+        if mark != self._activity or kb.script or kb.live is not None:
+            self._activity = mark
+            self._quiet_since = now
+            self._asking = 0
+            self._waits_seen = self.cpu.idle_waits
+            return
+        asking = self._asking + self.cpu.idle_waits - self._waits_seen
+        quiet = now - self._quiet_since
+        if (asking >= ASKS_BEFORE_WAITING and quiet >= self._quiet_limit) or (
+                asking >= POLLS_BEFORE_WAITING and quiet >= self._quiet_limit // 10):
+            self.request_stop(None, "the guest waits for keyboard input")
+
+    # -- the run -------------------------------------------------------------------------
+    def power_on(self) -> None:
+        """Plug the firmware in (once).  Raises :class:`FirmwareFailure`."""
+        if not self.installed:
+            self.installed = True
+            self.firmware.install(self)
+
+    def run(self) -> BootResult:
+        """Power on and run until a stop rule ends the run."""
+        started = time.monotonic()
+        result = BootResult(ExitStatus.OK, "", machine=self.board, drive=self.drive)
+        try:
+            try:
+                self.power_on()
+            except FirmwareFailure as exc:
+                result.status, result.message = ExitStatus.BOOT_FAILED, f"Boot failed: {exc}"
+                return result
+            result.status, result.message = self._run_cpu(started)
+        finally:
+            self.scraper.poll()
+            result.console = "".join(self.scraper.stream)
+            result.serial = "".join(self.serial_text)
+            result.screen = self.scraper.text()
+            result.instructions = self.clock.instructions
+            result.virtual_seconds = self.clock.seconds
+            result.wall_seconds = time.monotonic() - started
+            result.drive_commands = sum(ch.commands for ch in self.board.ide.channels)
+            log = self.board.debug_log
+            result.firmware_log = log.splitlines() if log else []
+            if self.installed:
+                self.firmware.finish(result)
+            self.close()
+        return result
+
+    def close(self) -> None:
+        for medium in self.media:
+            medium.close()
+
+    def _run_cpu(self, started: float) -> tuple[ExitStatus, str]:
+        opts = self.options
+        cpu, clock = self.cpu, self.clock
+        limit = opts.max_instructions
+        if opts.guest_timeout is not None:
+            by_time = clock.to_instructions(opts.guest_timeout)
+            limit = by_time if limit is None else min(limit, by_time)
+        wall_deadline = None if opts.timeout is None else started + opts.timeout
+        while True:
+            chunk = RUN_CHUNK
+            if limit is not None:
+                chunk = min(chunk, limit - clock.instructions)
+                if chunk <= 0:
+                    return ExitStatus.LIMIT, (
+                        f"stopped at the limit after {clock.instructions:,} instructions "
+                        f"({clock.seconds:.2f} s of guest time)")
+            try:
+                outcome = cpu.run(chunk)
+            except TripleFault as exc:
+                return ExitStatus.TRIPLE_FAULT, str(exc)
+            except CpuFault as exc:
+                if self._stop is not None:
+                    return self._stop
+                return ExitStatus.BOOT_FAILED, f"CPU fault: {exc}"
+            self.scraper.poll()  # text written just before a stop counts
+            if self._stop is not None:
+                return self._stop
+            if outcome.reason is StopReason.HALTED:
+                return self._until_missing(), f"the guest halted at {cpu.where()}"
+            if outcome.reason is StopReason.IDLE:
+                return self._until_missing(), (
+                    f"the guest idles with nothing to wake it at {cpu.where()}")
+            if wall_deadline is not None and time.monotonic() >= wall_deadline:
+                return ExitStatus.LIMIT, (
+                    f"stopped at the time limit of {opts.timeout:g} s (wall clock), after "
+                    f"{clock.instructions:,} instructions")
