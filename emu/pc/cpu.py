@@ -586,7 +586,7 @@ class Cpu:
             try:
                 self._inject_irq()
             except CpuFault as exc:
-                self.fail(str(exc))
+                self.fail(exc)
             if self._fault is not None:
                 fault, self._fault = self._fault, None
                 raise fault

@@ -26,7 +26,7 @@ alone: the guest must be *asking* (polling the keyboard with nothing there, or h
 with interrupts on while nothing is pending) and nothing must be happening (no drive
 command, no screen change, no serial or debug-console output) for
 :data:`QUIET_SECONDS` of guest time, with :data:`ASKS_BEFORE_WAITING` keyboard polls or
-waits in that quiet time (or :data:`POLLS_BEFORE_WAITING` in a tenth of it); a guest
+waits in that quiet time (or :data:`POLLS_BEFORE_WAITING` polls, however short); a guest
 that blocks in a keyboard read nobody will answer waits at once.  A guest that computes
 (a decompressor, a memory test) is never "waiting".
 
@@ -66,7 +66,8 @@ input all along, mean it waits for input."""
 ASKS_BEFORE_WAITING = 10
 """Keyboard polls or interrupt waits in the quiet time that mean the guest is asking..."""
 POLLS_BEFORE_WAITING = 2000
-"""...or this many in a tenth of it (a loader spinning on "is there a key?")."""
+"""...or this many with nothing happening in between, however short the time (a loader
+spinning on "is there a key?": each poll served by firmware costs the guest little time)."""
 
 
 class ExitStatus(IntEnum):
@@ -311,7 +312,7 @@ class Session:
         asking = self._asking + self.cpu.idle_waits - self._waits_seen
         quiet = now - self._quiet_since
         if (asking >= ASKS_BEFORE_WAITING and quiet >= self._quiet_limit) or (
-                asking >= POLLS_BEFORE_WAITING and quiet >= self._quiet_limit // 10):
+                asking >= POLLS_BEFORE_WAITING):
             self.request_stop(None, "the guest waits for keyboard input")
 
     # -- the run -------------------------------------------------------------------------
