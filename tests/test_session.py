@@ -156,7 +156,8 @@ def test_the_guest_sees_the_ram_it_was_given_in_e820_and_cmos(tmp_path, firmware
 def test_seabios_logs_the_ram_it_found(tmp_path):
     if not SEABIOS_BIN.exists():
         pytest.skip("seabios is not installed")
-    result = boot(boot_program(tmp_path, "cli\n.h:\n hlt\n jmp .h\n"), "seabios", memory_size=512 << 20)
+    iso = boot_program(tmp_path, "cli\n.h:\n hlt\n jmp .h\n")
+    result = boot(iso, "seabios", memory_size=512 << 20)
     assert result.status is ExitStatus.OK, result.message
     ram_lines = [line for line in result.firmware_log if "RAM" in line and "e820" in line]
     assert "len 0x0000000020000000 [RAM]" in ram_lines[0]
