@@ -335,3 +335,35 @@ def test_limits_that_cannot_be_honoured_are_refused():
                 {"max_instructions": 0}):
         with pytest.raises(ValueError):
             run_boot(BootOptions(**bad))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_a_session_resumes_where_it_stopped_with_new_keys_and_text(tmp_path, firmware):
+    from emu.boot import boot_session
+
+    iso = boot_program(tmp_path, """
+.prompt:
+    mov al, '>'
+    call putc
+    xor ah, ah
+    int 0x16                ; wait for a key
+    push ax
+    mov al, 'G'
+    call putc
+    pop ax
+    call putc
+    mov al, 10
+    call putc
+    jmp .prompt
+""")
+    session = boot_session(BootOptions(iso=iso, firmware=firmware))
+    try:
+        first = session.resume(until=">")
+        assert first.status is ExitStatus.OK, first.message
+        second = session.resume(until="Gx", keys="x")
+        assert second.status is ExitStatus.OK, second.message
+        third = session.resume(keys="yz", until="Gz")
+        assert third.status is ExitStatus.OK, third.message
+        assert third.serial.count(">") >= 3 and "Gy" in third.serial
+    finally:
+        session.close()

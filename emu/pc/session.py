@@ -185,26 +185,34 @@ def check_limits(options: BootOptions) -> None:
 class Session:
     """A board with its drives and a firmware, and the one run loop (module docstring)."""
 
-    def __init__(self, options: BootOptions, firmware: Firmware) -> None:
+    def __init__(self, options: BootOptions, firmware: Firmware,
+                 board: PcBoard | None = None) -> None:
+        """A new board with the drives ``options`` names, or an existing ``board`` (a
+        management-API virtual machine's) with the drives already on it."""
         check_limits(options)
         self.options = options
-        self.board = board = PcBoard(options.memory_size)
-        self.cpu = board.cpu
-        self.clock = board.clock
         self.firmware = firmware
         self.media: list[Medium] = []
         self.drives: list[AtapiDrive] = []
-        from devices.media.iso import IsoImage
+        if board is None:
+            board = PcBoard(options.memory_size)
+            from devices.media.iso import IsoImage
 
-        try:
-            for spec in options.drive_specs():
-                medium = IsoImage(spec.iso) if spec.iso is not None else None
-                if medium is not None:
-                    self.media.append(medium)
-                self.drives.append(board.add_dvd_drive(spec.bus, spec.device, medium))
-        except BaseException:
-            self.close()
-            raise
+            try:
+                for spec in options.drive_specs():
+                    medium = IsoImage(spec.iso) if spec.iso is not None else None
+                    if medium is not None:
+                        self.media.append(medium)
+                    self.drives.append(board.add_dvd_drive(spec.bus, spec.device, medium))
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self.drives = [unit for channel in board.ide.channels for unit in channel.units
+                           if isinstance(unit, AtapiDrive)]
+        self.board = board
+        self.cpu = board.cpu
+        self.clock = board.clock
         self.drive = self.drives[0] if self.drives else None
         self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
         # Guest text: the screen (whatever writes it), COM1 and the E9h console.
@@ -323,8 +331,30 @@ class Session:
             self.firmware.install(self)
 
     def run(self) -> BootResult:
-        """Power on and run until a stop rule ends the run."""
-        started = time.monotonic()
+        """Power on and run until a stop rule ends the run; then close the media."""
+        try:
+            return self._run(time.monotonic())
+        finally:
+            self.close()
+
+    def resume(self, until: str | None = None, keys: str = "",
+               timeout: float | None = DEFAULT_TIMEOUT) -> BootResult:
+        """Run on from where the last run stopped (or from power-on), for experiments from
+        Python: wait for ``until``, type ``keys`` when the guest asks, stop at the same
+        rules (``timeout`` in wall seconds from now).  The media stay open."""
+        self.options.until = until
+        self.options.timeout = timeout
+        check_limits(self.options)
+        self.keyboard.script.extend(parse_keys(keys))
+        self.until_seen = False
+        self._stop = None
+        self._text_tail = ""
+        self._activity = self._activity_mark()
+        self._asking = 0
+        self._waits_seen = self.cpu.idle_waits
+        return self._run(time.monotonic())
+
+    def _run(self, started: float) -> BootResult:
         result = BootResult(ExitStatus.OK, "", machine=self.board, drive=self.drive)
         try:
             try:
@@ -346,7 +376,6 @@ class Session:
             result.firmware_log = log.splitlines() if log else []
             if self.installed:
                 self.firmware.finish(result)
-            self.close()
         return result
 
     def close(self) -> None:
