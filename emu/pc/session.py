@@ -56,7 +56,7 @@ from emu.pc.screen import TextScraper
 
 DEFAULT_TIMEOUT = 60.0
 """Host seconds a non-interactive boot may run."""
-RUN_CHUNK = 4_000_000
+RUN_CHUNK = 1_000_000
 """Instructions per CPU run between checks of the stop rules and the wall clock."""
 SCRAPE_US = 2_000
 """How often (virtual microseconds) the text frame is looked at."""
