@@ -185,4 +185,5 @@ def test_memory_fields_for_512m_and_above_4g() -> None:
     assert above << 16 == 3 << 30  # 6 GiB - 3 GiB below the hole
     default = Cmos(VirtualClock(), 5 << 30)
     above = _read(default, 0x5B) | _read(default, 0x5C) << 8 | _read(default, 0x5D) << 16
-    assert above << 16 == (5 << 30) - 0xE000_0000
+    assert above << 16 == (5 << 30) - (3 << 30)  # the board's split: 3 GiB below the hole
+    assert (_read(default, 0x34) | _read(default, 0x35) << 8) << 16 == (3 << 30) - (16 << 20)

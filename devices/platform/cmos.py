@@ -76,8 +76,9 @@ MEMORY_ABOVE_16M = 0x34
 MEMORY_ABOVE_4G = 0x5B
 """5Bh-5Dh: RAM above 4 GiB, in 64 KiB units (24 bits)."""
 CPU_COUNT_MINUS_ONE = 0x5F
-DEFAULT_PCI_HOLE = 0xE000_0000
-"""Where RAM below 4 GiB stops by default (the i440FX/PIIX layout)."""
+LOW_RAM_LIMIT, PCI_HOLE_START = 0xE000_0000, 0xC000_0000
+"""The default split (the board's): RAM up to 3.5 GiB sits below 4 GiB; more keeps 3 GiB
+below the PCI hole and the rest above 4 GiB."""
 
 
 class Clock(Protocol):
@@ -115,8 +116,8 @@ class Cmos:
 
     ``irq`` (ISA IRQ 8) is optional; with it, the chip registers itself as a timer on
     ``clock`` so a periodic, update-ended or alarm interrupt arrives on time.
-    ``ram_below_4g`` is where the board's RAM stops below the PCI hole (by default
-    the whole ``memory_size`` up to :data:`DEFAULT_PCI_HOLE`); the rest is above 4 GiB.
+    ``ram_below_4g`` is how much of the board's RAM sits below the PCI hole (by default
+    the split of :data:`LOW_RAM_LIMIT` / :data:`PCI_HOLE_START`); the rest is above 4 GiB.
     """
 
     def __init__(self, clock: Clock, memory_size: int, cpus: int = 1,
@@ -144,7 +145,9 @@ class Cmos:
             clock.add_timer(self)
 
     def _set_memory(self, memory_size: int, ram_below_4g: int | None) -> None:
-        low = min(memory_size, DEFAULT_PCI_HOLE) if ram_below_4g is None else ram_below_4g
+        if ram_below_4g is None:
+            ram_below_4g = memory_size if memory_size <= LOW_RAM_LIMIT else PCI_HOLE_START
+        low = ram_below_4g
         low = max(0, min(low, memory_size))
         self.nvram[BASE_MEMORY_KB[0]], self.nvram[BASE_MEMORY_KB[1]] = 640 & 0xFF, 640 >> 8
         ext_kb = min(0xFFFF, max(0, low - (1 << 20)) // 1024)
