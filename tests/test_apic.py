@@ -90,7 +90,11 @@ def test_illegal_vector_sets_esr_and_disabled_apic_refuses() -> None:
     lapic = LocalApic()
     assert not lapic.accept(0x40)  # software-disabled: not accepted
     _enable(lapic)
+    lapic.write(0x370, 4, 0xFE)  # LVT error: vector FEh
     assert not lapic.accept(0x05)
+    assert lapic.read(0x280, 4) == 0  # not latched yet
+    assert lapic.deliverable() == 0xFE  # the error interrupt
+    lapic.write(0x280, 4, 0)  # the write latches the errors seen since the last one
     assert lapic.read(0x280, 4) == 0x40
     lapic.write(0x280, 4, 0)
     assert lapic.read(0x280, 4) == 0
@@ -336,3 +340,45 @@ def test_lint1_nmi_reaches_take_nmi() -> None:
     lapic.set_lint1(False)
     lapic.set_lint1(True)
     assert not intc.take_nmi()
+
+
+def test_an_os_in_symmetric_io_mode_gets_the_pit_through_pin_2_and_its_apic_timer() -> None:
+    """What Linux sets up on a PC with an MP table / MADT: 8259 masked, LINT0 masked
+    ExtINT, LINT1 NMI, logical flat destination 01h, ISA IRQ 0 → pin 2 (edge, high), and
+    the local APIC timer periodic; each tick is EOIed at the local APIC."""
+    from devices.platform.pit import Pit8254
+
+    clock = VirtualClock()
+    lines = [IrqLine(n) for n in range(16)]
+    pic = Pic8259Pair()
+    pic.connect(lines)
+    pit = Pit8254(clock, lines[0])
+    lapic = LocalApic(clock=clock)
+    io = IoApic(lapic=lapic)
+    io.connect(lines)
+    intc = InterruptController(pic, lapic, io)
+    pic.master.write(1, 0xFF)
+    pic.slave.write(1, 0xFF)
+    lapic.write(0xE0, 4, 0xFFFF_FFFF)  # flat model
+    lapic.write(0xD0, 4, 0x0100_0000)  # logical ID 01h
+    lapic.write(0x80, 4, 0)
+    lapic.write(0xF0, 4, 0x1FF)
+    lapic.write(0x350, 4, 0x10700)  # LINT0: ExtINT, masked
+    lapic.write(0x360, 4, 0x400)  # LINT1: NMI
+    _ioapic_set(io, 2, 0x0830, 0x0100_0000)  # vector 30h, logical, edge, active high
+    lapic.write(0x3E0, 4, 0x3)  # divide by 16
+    lapic.write(0x320, 4, 0x200EC)  # periodic, vector ECh
+    lapic.write(0x380, 4, 250_000)  # 4 ms at 62.5 MHz
+    assert not intc.pic_routed()
+    seen: dict[int, int] = {}
+    step = clock.ips // 1000  # 1 ms
+    for _ in range(200):
+        clock.instructions += step
+        clock.fire_due()
+        while intc.pending():
+            vector = intc.acknowledge()
+            seen[vector] = seen.get(vector, 0) + 1
+            lapic.write(0xB0, 4, 0)
+    assert pit.ticks == 3  # 200 ms of 54.9 ms periods
+    assert seen == {0x30: 3, 0xEC: 50}  # no 8259 vector ever
+

@@ -343,3 +343,70 @@ def test_no_irq_line_is_fine_and_old_constructor_works() -> None:
     uart.write(0x3F8, 1, 0x41)
     uart.transmit(0x42)
     assert seen == [b"A", b"B"] and uart.intr
+
+
+# -- interrupt-driven tty traffic through the 8259, as Linux's 8250 driver runs it --------
+def test_interrupt_driven_transmit_and_receive_through_the_8259() -> None:
+    """The tty layer's shape: the IRQ handler loops until IIR says no interrupt, drains the
+    receiver while LSR.DR, refills THR (16 at a time) while LSR.THRE with ETBEI on, and
+    turns ETBEI off when the buffer is empty; the 8259 is edge-triggered."""
+    from collections import deque
+
+    from devices.platform.pic import Pic8259Pair
+
+    line = IrqLine(4)
+    pic = Pic8259Pair()
+    pic.connect([line])
+    out: list[bytes] = []
+    uart = Uart16550(BASE, out.append, irq=line)
+    p = Port(uart)
+    p.outb(LCR, 0x03)
+    p.outb(FCR, 0x81)  # FIFO, trigger 8
+    p.outb(MCR, 0x0B)  # DTR, RTS, OUT2
+    ier = 0x05  # RLSI | RDI
+    p.outb(IER, ier)
+    tx: deque[int] = deque()
+    rx = bytearray()
+
+    def isr() -> bool:
+        nonlocal ier
+        handled = False
+        while not p.inb(IIR) & 0x01:
+            handled = True
+            lsr = p.inb(LSR)
+            while lsr & 0x01:
+                rx.append(p.inb(RBR))
+                lsr = p.inb(LSR)
+            p.inb(MSR)
+            if lsr & 0x20 and ier & 0x02:
+                for _ in range(16):
+                    if not tx:
+                        break
+                    p.outb(RBR, tx.popleft())
+                if not tx:
+                    ier &= ~0x02
+                    p.outb(IER, ier)
+        return handled
+
+    def run_cpu() -> tuple[int, int]:
+        handled = unhandled = 0
+        while pic.pending():
+            assert pic.acknowledge() == 0x08 + 4
+            if isr():
+                handled += 1
+            else:
+                unhandled += 1
+            pic.eoi(4)
+        return handled, unhandled
+
+    message = bytes(range(32, 127)) * 11  # ~1 KB of console output
+    tx.extend(message)
+    ier |= 0x02  # start_tx: ETBEI on
+    p.outb(IER, ier)
+    handled, unhandled = run_cpu()
+    assert b"".join(out) == message and not tx
+    assert handled >= 1 and unhandled <= handled  # never an interrupt storm
+    assert not line.level
+    uart.receive(b"root\n")  # typed on the console: below the trigger, a timeout interrupt
+    handled, _ = run_cpu()
+    assert bytes(rx) == b"root\n" and handled == 1 and not line.level

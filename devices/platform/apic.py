@@ -6,7 +6,8 @@ ISR 100h-170h, TMR 180h-1F0h, IRR 200h-270h, ESR 280h, ICR 300h/310h, LVT timer 
 thermal 330h, performance 340h, LINT0 350h, LINT1 360h, error 370h, timer initial count
 380h, current count 390h, divide configuration 3E0h.  The rules it follows:
 
-* Fixed interrupts land in the IRR (§10.8.3: vectors 0-15 are illegal and set ESR bit 6),
+* Fixed interrupts land in the IRR (vectors 0-15 are illegal: ESR bit 6 and the LVT
+  error interrupt, §10.5.3; ESR shows the errors latched by the last write to it),
   with the TMR bit recording level (1) or edge (0) trigger.  The processor priority is
   PPR = max(TPR, ISRV) by class (§10.8.3.1); the highest IRR vector is delivered only when
   its class is above PPR's (§10.8.4).  Acceptance (the INTA) moves it from IRR to ISR; if
@@ -145,7 +146,7 @@ class LocalApic:
     def reset(self) -> None:
         """Power-on / RESET state (SDM §10.4.7.1), with the BSP's virtual-wire LINT0/LINT1."""
         # State fields: apic_base, id, tpr, ldr, dfr, svr, irr, isr, tmr, esr, icr_low,
-        # icr_high, lvt, timer_initial, timer_divide, timer_start_ns, timer_base_count,
+        # esr_pending, icr_high, lvt, timer_initial, timer_divide, timer_start_ns, timer_base_count,
         # nmi_count, deadline.
         self.apic_base = LAPIC_BASE | APIC_BASE_ENABLE | APIC_BASE_BSP
         self.id = self.apic_id << 24
@@ -157,6 +158,8 @@ class LocalApic:
         self.isr = 0
         self.tmr = 0
         self.esr = 0
+        self.esr_pending = 0
+        """Errors seen since the last ESR write (a write latches them into ESR)."""
         self.icr_low = 0
         self.icr_high = 0
         self.lvt = {reg: LVT_MASKED for reg in LVT_REGISTERS}
@@ -225,12 +228,20 @@ class LocalApic:
         if not self.software_enabled:
             return False
         if vector < 16:
-            self.esr |= ESR_RECEIVE_ILLEGAL_VECTOR
+            self._error(ESR_RECEIVE_ILLEGAL_VECTOR)
             return False
         bit = 1 << vector
         self.irr |= bit
         self.tmr = (self.tmr | bit) if level else (self.tmr & ~bit)
         return True
+
+    def _error(self, bit: int) -> None:
+        """An APIC error (§10.5.3): recorded for the next ESR latch, and the LVT error
+        entry's interrupt if unmasked (never recursively for an illegal error vector)."""
+        self.esr_pending |= bit
+        entry = self.lvt[LVT_ERROR]
+        if not entry & LVT_MASKED and self.software_enabled and entry & VECTOR_MASK >= 16:
+            self.accept(entry & VECTOR_MASK)
 
     def nmi(self) -> None:
         """An NMI arrives (LINT1, an IPI or the I/O APIC): the board hands it to the CPU."""
@@ -388,7 +399,7 @@ class LocalApic:
         elif reg == LAPIC_SVR:
             self._write_svr(value)
         elif reg == LAPIC_ESR:
-            self.esr = 0  # a write re-arms the error latch; no errors are pending after it
+            self.esr, self.esr_pending = self.esr_pending, 0  # a write latches the errors
         elif reg == LAPIC_ICR_HIGH:
             self.icr_high = value & 0xFF00_0000
         elif reg == LAPIC_ICR_LOW:
