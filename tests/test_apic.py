@@ -336,6 +336,8 @@ def test_lint1_nmi_reaches_take_nmi() -> None:
     lapic.write(0x360, 4, 0x400)  # LINT1 NMI
     lapic.set_lint1(True)
     assert intc.take_nmi() and not intc.take_nmi()
+    lapic.set_lint1(True)  # still asserted: no new edge
+    assert not intc.take_nmi()
     lapic.write(0x360, 4, 0x10400)
     lapic.set_lint1(False)
     lapic.set_lint1(True)

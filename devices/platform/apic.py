@@ -147,7 +147,7 @@ class LocalApic:
         """Power-on / RESET state (SDM §10.4.7.1), with the BSP's virtual-wire LINT0/LINT1."""
         # State fields: apic_base, id, tpr, ldr, dfr, svr, irr, isr, tmr, esr, icr_low,
         # esr_pending, icr_high, lvt, timer_initial, timer_divide, timer_start_ns, timer_base_count,
-        # nmi_count, deadline.
+        # nmi_count, lint1_level, deadline.
         self.apic_base = LAPIC_BASE | APIC_BASE_ENABLE | APIC_BASE_BSP
         self.id = self.apic_id << 24
         self.tpr = 0
@@ -170,6 +170,7 @@ class LocalApic:
         self.timer_start_ns = 0
         self.timer_base_count = 0
         self.nmi_count = 0
+        self.lint1_level = False
         self.deadline = None
 
     # -- state the interrupt controller asks about -----------------------------------------
@@ -251,8 +252,9 @@ class LocalApic:
 
     def set_lint1(self, level: bool) -> None:
         """The chipset's NMI line on LINT1: a rising edge is an NMI if LINT1 is set up so."""
+        rising, self.lint1_level = level and not self.lint1_level, level
         entry = self.lvt[LVT_LINT1]
-        if level and not entry & LVT_MASKED and delivery_mode(entry) == DM_NMI:
+        if rising and not entry & LVT_MASKED and delivery_mode(entry) == DM_NMI:
             self.nmi()
 
     def eoi(self) -> None:
