@@ -410,3 +410,14 @@ def test_interrupt_driven_transmit_and_receive_through_the_8259() -> None:
     uart.receive(b"root\n")  # typed on the console: below the trigger, a timeout interrupt
     handled, _ = run_cpu()
     assert bytes(rx) == b"root\n" and handled == 1 and not line.level
+
+
+def test_seabios_serial_detection_finds_com1() -> None:
+    """SeaBIOS's serial_setup: IER = 02h must read back, then IIR bits 5-0 must say THRE
+    at once (the interrupt an empty THR raises when ETBEI is enabled); then IER = 0."""
+    _, p, line, _ = _uart()
+    p.outb(IER, 0x02)
+    assert p.inb(IER) == 0x02
+    assert p.inb(IIR) & 0x3F == 0x02
+    p.outb(IER, 0)
+    assert not line.level  # OUT2 was never set: no stray IRQ 4 during POST
