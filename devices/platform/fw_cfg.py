@@ -27,6 +27,10 @@ SELECTOR_PORT, DATA_PORT = 0x510, 0x511
 SIGNATURE, ID, RAM_SIZE, NOGRAPHIC, NB_CPUS = 0x00, 0x01, 0x03, 0x04, 0x05
 BOOT_MENU, MAX_CPUS, FILE_DIR, FILE_FIRST = 0x0E, 0x0F, 0x19, 0x20
 E820_RAM, E820_RESERVED = 1, 2
+IRQ0_OVERRIDE = 0x8002
+"""x86 item (FW_CFG_ARCH_LOCAL + 2), one byte: nonzero tells SeaBIOS that ISA IRQ 0 drives
+I/O APIC pin 2, so its MP table and MADT say so (``etc/irq0-override``); it must match the
+board's wiring (:data:`devices.platform.apic.IoApic.ISA_OVERRIDES`)."""
 
 
 def e820_table(entries: list[tuple[int, int, int]]) -> bytes:
