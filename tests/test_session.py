@@ -367,3 +367,62 @@ def test_a_session_resumes_where_it_stopped_with_new_keys_and_text(tmp_path, fir
         assert third.serial.count(">") >= 3 and "Gy" in third.serial
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_com1_is_a_16550a_whose_interrupt_reaches_the_guest_on_irq4(tmp_path, firmware):
+    # Scratch register, FIFO bits in IIR, then a THR-empty interrupt through the 8259 on
+    # IRQ 4 (vector 0Ch in real mode), handled by the guest's own IVT entry.
+    iso = boot_program(tmp_path, """
+    mov dx, 0x3FF           ; scratch register keeps what is written
+    mov al, 0x5A
+    out dx, al
+    in al, dx
+    call putc
+    mov dx, 0x3FA           ; FCR: enable FIFOs; IIR then reads C1h (no interrupt)
+    mov al, 0x07
+    out dx, al
+    in al, dx
+    movzx eax, al
+    call hex32
+    cli
+    mov word [0x0C*4], irq4
+    mov word [0x0C*4+2], 0
+    in al, 0x21
+    and al, ~0x10           ; unmask IRQ 4 at the master 8259
+    out 0x21, al
+    mov dx, 0x3FC           ; MCR: OUT2 routes the UART's interrupt to the PC's IRQ 4
+    mov al, 0x08
+    out dx, al
+    mov dx, 0x3F9           ; IER: THR empty
+    mov al, 0x02
+    out dx, al
+    sti
+.wait:
+    cmp byte [got], 0
+    je .wait
+    mov al, '!'
+    call putc
+    cli
+.halt:
+    hlt
+    jmp .halt
+irq4:
+    push ax
+    push dx
+    mov dx, 0x3FA           ; reading IIR (02h: THR empty) clears the THRE interrupt
+    in al, dx
+    mov [got], al
+    mov dx, 0x3F9
+    xor al, al
+    out dx, al
+    mov al, 0x20
+    out 0x20, al
+    pop dx
+    pop ax
+    iret
+got: db 0
+""")
+    result = boot(iso, firmware, guest_timeout=20)
+    assert result.status is ExitStatus.OK, result.message
+    assert result.serial.startswith("Z000000C1!")

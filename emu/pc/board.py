@@ -49,6 +49,7 @@ from devices.platform.cmos import Cmos
 from devices.platform.debugport import DebugPorts
 from devices.platform.fw_cfg import (
     E820_RAM,
+    IRQ0_OVERRIDE,
     MAX_CPUS,
     NB_CPUS,
     NOGRAPHIC,
@@ -57,6 +58,7 @@ from devices.platform.fw_cfg import (
     e820_table,
 )
 from devices.platform.i8042 import I8042
+from devices.platform.intc import InterruptController
 from devices.platform.pci import PciBus, pc_pci_bus
 from devices.platform.pic import Pic8259Pair
 from devices.platform.pit import Pit8254
@@ -78,6 +80,7 @@ PCI_HOLE_START = 0xC000_0000
 FIRMWARE_DEBUG_PORT = 0x402
 """The debug console port SeaBIOS writes its log to (a QEMU board convention)."""
 UART_IRQ = 4
+RTC_IRQ = 8
 
 
 class BoardError(ValueError):
@@ -148,12 +151,12 @@ class PcBoard(Machine):
 
         self.pic = Pic8259Pair()
         self.pic.connect(irqs)
-        cpu.interrupts = self.pic
         self.pit = Pit8254(clock, irqs[0])
         self.kbc = I8042(irqs[1], irqs[12], on_reset=lambda: self._reset("8042 pulse"),
                          clock=clock)
-        self.cmos = Cmos(clock, memory_size)
-        self.uart = Uart16550()
+        self.cmos = Cmos(clock, memory_size, irq=irqs[RTC_IRQ],
+                         ram_below_4g=self.memory_map.low)
+        self.uart = Uart16550(irq=irqs[UART_IRQ])
         self.debug = DebugPorts()
         self.firmware_log = bytearray()
         self.system = SystemPorts(on_reset=lambda: self._reset("port 92h"))
@@ -170,8 +173,14 @@ class PcBoard(Machine):
                 ports.register(rng)
         ports.register(PortRange(FIRMWARE_DEBUG_PORT, 1, lambda p, w: 0xE9,
                                  self._firmware_debug_out, name="firmware-debug"))
-        self.lapic = LocalApic()
-        self.ioapic = IoApic()
+        # Interrupts reach the CPU through the local APIC: from the 8259 pair by LINT0
+        # (ExtINT, the MP spec's virtual-wire mode, as firmware leaves it) or from the I/O
+        # APIC once an OS programs it (ISA IRQ n on pin n, IRQ 0 on pin 2).
+        self.lapic = LocalApic(clock=clock)
+        self.ioapic = IoApic(lapic=self.lapic)
+        self.ioapic.connect(irqs)
+        self.intc = InterruptController(self.pic, self.lapic, self.ioapic)
+        cpu.interrupts = self.intc
         for base, model in ((LAPIC_BASE, self.lapic), (IOAPIC_BASE, self.ioapic)):
             cpu.uc.mmio_map(base, PAGE,
                             lambda _uc, off, size, m: m.read(off, size), model,
@@ -203,6 +212,7 @@ class PcBoard(Machine):
         cfg.set_int(MAX_CPUS, 1, 2)
         cfg.set_int(NOGRAPHIC, 0, 2)
         cfg.add_file("etc/e820", e820_table(self.e820()))
+        cfg.set_int(IRQ0_OVERRIDE, 1, 1)  # IRQ 0 is on I/O APIC pin 2 (MP table, MADT)
         return cfg
 
     def _firmware_debug_out(self, port: int, width: int, value: int) -> None:
