@@ -111,6 +111,7 @@ class AtapiDrive(IdeDevice):
     def power_on(self) -> None:
         self.target.reset(power_on=True)
         self._reset_transport()
+        self.device = 0
         self.set_signature()
         self.status = 0
         self.error = DIAG_PASSED
@@ -132,8 +133,16 @@ class AtapiDrive(IdeDevice):
         self.target.pending_out = None
 
     def set_signature(self) -> None:
+        """Load the packet signature into Sector Count and LBA Low/Mid/High (vol 1 §9.12).
+
+        The Device register keeps DEV (and the obsolete bits 7 and 5): only the host
+        selects a device (vol 1 §7.10), and a signature left by IDENTIFY DEVICE, DEVICE
+        RESET or EXECUTE DEVICE DIAGNOSTIC must not move the selection (vol 1 §6.16:
+        "DEV shall indicate the selected device").  The head/LBA nibble is cleared.
+        SRST and power-on clear the whole register (:meth:`soft_reset`).
+        """
         self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
-        self.device = 0
+        self.device &= 0xF0
 
     @property
     def medium(self) -> Medium:
@@ -171,6 +180,7 @@ class AtapiDrive(IdeDevice):
             self.status = _BSY
             return
         self.set_signature()
+        self.device = 0  # SRST selects device 0 (vol 2 §9.2): DEV reads 0 afterwards
         self.status = 0  # a packet device leaves DRDY clear after reset (vol 2 §9.2)
         self.error = DIAG_PASSED
 
