@@ -91,6 +91,15 @@ def test_mode_sense10_all_pages_and_all_subpages(host: Host) -> None:
     assert host.ok(sense10(0x3F, subpage=0xFF)) == hdr10(ALL_PAGES)
 
 
+@pytest.mark.parametrize("page", [0x01, 0x0D, 0x0E, 0x1A, 0x2A])
+def test_mode_sense_subpage_ff_returns_the_page_as_it_has_no_subpages(host: Host,
+                                                                      page: int) -> None:
+    # SPC-3 §6.11 table 101: subpage FFh = the page and all its subpages.
+    # CDB 5A 00 <page> FF 00 00 00 FF FF 00 (QEMU's conversation: 05/24/00 for 2Ah).
+    assert host.ok(sense10(page, subpage=0xFF)) == host.ok(sense10(page))
+    assert host.ok([0x1A, 0, page, 0xFF, 0xFF, 0]) == host.ok(sense6(page))
+
+
 def test_mode_sense_dbd_changes_nothing_as_there_are_no_block_descriptors(host: Host) -> None:
     assert host.ok(sense10(0x01, dbd=True)) == host.ok(sense10(0x01))
     assert host.ok(sense6(0x01, dbd=True)) == hdr6(P01)

@@ -161,7 +161,9 @@ def _pages(unit: MmcTarget, cdb: bytes) -> bytes:
         if subpage not in (0x00, 0xFF):  # FFh: all pages and subpages (we have none)
             raise CheckCondition(SENSE_INVALID_FIELD)
         return b"".join(page_bytes(unit, c, pc) for c in SUPPORTED)
-    if code not in SUPPORTED or subpage != 0:
+    # Subpage FFh asks for the page and all its subpages (SPC-3 §6.11, table 101); our
+    # pages have none, so it is the page alone.
+    if code not in SUPPORTED or subpage not in (0x00, 0xFF):
         raise CheckCondition(SENSE_INVALID_FIELD)
     return page_bytes(unit, code, pc)
 

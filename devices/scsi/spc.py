@@ -29,8 +29,13 @@ def cmd_test_unit_ready(unit: MmcTarget, cdb: bytes) -> None:
 def cmd_request_sense(unit: MmcTarget, cdb: bytes) -> bytes:
     """SPC-3 §6.27: fixed-format sense of the last command, else a pending UNIT ATTENTION.
 
-    Reporting a UNIT ATTENTION clears it (SPC-3 §5.9.7).  Descriptor format
-    (DESC bit) is not supported by MMC devices: 05/24/00.
+    SPC-3 §5.9.7 offers two answers while a UNIT ATTENTION is pending: (a) report the
+    pending sense data and keep the UA, or (b) report the UA and clear it.  With sense
+    data left by the last command we take (a): a host that asks after each failure
+    (libata, Windows' port drivers) learns why that command failed, and the next
+    command still meets the UA (06/28/00, which Linux sr and Windows' class driver
+    read as "medium may have changed").  With nothing else pending we take (b).
+    Descriptor format (DESC bit) is not supported by MMC devices: 05/24/00.
     """
     if cdb[1] & 0x01:
         raise CheckCondition(SENSE_INVALID_FIELD)
