@@ -83,7 +83,7 @@ class DataOut:
 
 
 class MediaEvent(IntEnum):
-    """GET EVENT STATUS NOTIFICATION media class event codes (MMC-5 §6.6.2.4, table 131)."""
+    """GET EVENT STATUS NOTIFICATION media class event codes (MMC-5 §6.7, media class)."""
 
     NO_CHANGE = 0
     EJECT_REQUEST = 1
