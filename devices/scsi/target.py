@@ -30,7 +30,7 @@ from enum import Enum, IntEnum
 
 import numpy as np
 
-from devices.media.base import Medium, MediumError, NoMedium
+from devices.media.base import Medium, MediumError, MediumReadError, NoMedium
 from devices.personality import DEFAULT_PERSONALITY, Personality
 from devices.scsi.commands import MMC_COMMANDS, Command, CommandTable, Flag
 from devices.scsi.sense import (
@@ -42,6 +42,7 @@ from devices.scsi.sense import (
     SENSE_NO_MEDIUM_TRAY_OPEN,
     SENSE_NONE,
     SENSE_POWER_ON,
+    SENSE_UNRECOVERED_READ,
     CheckCondition,
     Sense,
 )
@@ -299,6 +300,11 @@ class MmcTarget:
         name = cmd.name if cmd else "?"
         if isinstance(exc, CheckCondition):
             sense = exc.sense
+        elif isinstance(exc, MediumReadError):
+            # The image is still attached but these sectors cannot be read (the file was
+            # cut short under the drive): MEDIUM ERROR, as a disc with a bad area would.
+            log.warning("read failed during %s: %s", name, exc)
+            sense = SENSE_UNRECOVERED_READ
         elif isinstance(exc, MediumError):
             # The backing store vanished (host drive unplugged): the guest sees no medium.
             log.warning("medium failed during %s: %s", name, exc)
