@@ -17,8 +17,8 @@ import pytest
 
 from devices.media import ImageBadBootCatalog, ImageBadPath, IsoImage
 from emu import VirtualPC
-from emu import hresult as H
-from emu.com import VMVirtualPC
+from emu.api import hresult as H
+from emu.api.com import VMVirtualPC
 from images.builders import build_patterned_iso
 
 SECTOR = 2048
