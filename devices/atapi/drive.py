@@ -222,10 +222,10 @@ class AtapiDrive(IdeDevice):
             self.sector_count = 0xFF if self.target.power_condition else 0x00
             self._ata_done()
         elif code in (AtaCommand.IDLE_IMMEDIATE, AtaCommand.IDLE_IMMEDIATE_OLD):
-            self.target.power_condition = 1
+            self.target.set_power_condition(True)
             self._ata_done()
         elif code in (AtaCommand.STANDBY_IMMEDIATE, AtaCommand.STANDBY_IMMEDIATE_OLD):
-            self.target.power_condition = 0
+            self.target.set_power_condition(False)
             self._ata_done()
         elif code == AtaCommand.FLUSH_CACHE:
             self._ata_done()  # nothing cached to write, with or without a medium

@@ -54,11 +54,18 @@ log = logging.getLogger(__name__)
 GESN_POLLED = 0x01
 """CDB byte 1 bit 0: the host asks for polled operation (MMC-5 §6.7.1)."""
 
+GESN_CLASS_POWER = 2
+"""Notification class number of power management events (class request bit 2)."""
+
 GESN_CLASS_MEDIA = 4
 """Notification class number of media events (MMC-5 §6.7, class request bit 4)."""
 
-GESN_SUPPORTED_CLASSES = 1 << GESN_CLASS_MEDIA
-"""Supported Event Classes byte (header byte 3): the media class only (10h)."""
+GESN_SUPPORTED_CLASSES = (1 << GESN_CLASS_POWER) | (1 << GESN_CLASS_MEDIA)
+"""Supported Event Classes byte (header byte 3): power management and media (14h).
+The power class comes with the Power Management feature (0100h, ``mmc_config``)."""
+
+POWER_STATUS_ACTIVE, POWER_STATUS_STANDBY = 0x01, 0x03
+"""Power status byte of a power management event descriptor (MMC-5 §6.7)."""
 
 GESN_NEA = 0x80
 """Header byte 2 bit 7, No Event Available: none of the requested classes is supported."""
@@ -108,10 +115,23 @@ def cmd_get_event_status_notification(unit: MmcTarget, cdb: bytes) -> bytes:
     """
     if not cdb[1] & GESN_POLLED:
         raise CheckCondition(SENSE_INVALID_FIELD)  # asynchronous operation not supported
-    if not cdb[4] & GESN_SUPPORTED_CLASSES:
+    asked = cdb[4] & GESN_SUPPORTED_CLASSES
+    if not asked:
         return _gesn_header(0, nea=True, descriptor_size=0)
+    consumed = be16(cdb, 7) >= GESN_HEADER_SIZE + GESN_MEDIA_DESCRIPTOR_SIZE
+    # The lowest-numbered requested class with an event wins; with no event anywhere,
+    # the lowest-numbered requested class reports No Change (MMC-5 §6.7.1).
+    power_asked = bool(asked & (1 << GESN_CLASS_POWER))
+    media_asked = bool(asked & (1 << GESN_CLASS_MEDIA))
+    if power_asked and (unit.power_event or not (media_asked and unit.media_event)):
+        event = unit.power_event
+        if consumed:
+            unit.power_event = 0
+        status = POWER_STATUS_ACTIVE if unit.power_condition else POWER_STATUS_STANDBY
+        descriptor = bytes([event & 0x0F, status, 0, 0])
+        return _gesn_header(GESN_CLASS_POWER, nea=False, descriptor_size=4) + descriptor
     event = unit.media_event
-    if be16(cdb, 7) >= GESN_HEADER_SIZE + GESN_MEDIA_DESCRIPTOR_SIZE:
+    if consumed:
         unit.media_event = MediaEvent.NO_CHANGE  # reported: each event is seen once
     descriptor = bytes([int(event) & 0x0F, media_status(unit), 0, 0])  # start/end slot 0
     return _gesn_header(GESN_CLASS_MEDIA, nea=False, descriptor_size=len(descriptor)) + descriptor
@@ -161,7 +181,7 @@ def cmd_start_stop_unit(unit: MmcTarget, cdb: bytes) -> None:
     field = cdb[4]
     power = field >> 4
     if power:
-        unit.power_condition = _POWER_CONDITIONS.get(power, unit.power_condition)
+        unit.set_power_condition(bool(_POWER_CONDITIONS.get(power, unit.power_condition)))
         return
     if not field & LOEJ_BIT:
         return

@@ -120,7 +120,8 @@ class MmcTarget:
 
     State fields (set again by :meth:`reset`): ``sense``, ``pending_ua``,
     ``not_ready_once``, ``media_event``, ``tray_open``, ``locked``,
-    ``power_condition``, ``read_speed_kbs``, ``pending_out``.  ``medium`` survives
+    ``power_condition``, ``power_event``, ``read_speed_kbs``, ``head_lba``,
+    ``pending_out``.  ``medium`` survives
     resets (it is in the tray).
     """
 
@@ -131,6 +132,7 @@ class MmcTarget:
     ) -> None:
         # Importing the handler modules fills MMC_COMMANDS.
         import devices.scsi.mmc  # noqa: F401
+        import devices.scsi.mmc_audio  # noqa: F401
         import devices.scsi.mmc_config  # noqa: F401
         import devices.scsi.mmc_dvd  # noqa: F401
         import devices.scsi.mmc_media  # noqa: F401
@@ -163,10 +165,24 @@ class MmcTarget:
         self.tray_open = False
         self.locked = False
         self.power_condition = 1  # active
+        self.power_event = 0
+        """GESN power management class event pending (MMC-5 §6.7): 0 none, 1 the power
+        state changed successfully (START STOP UNIT, ATA IDLE/STANDBY IMMEDIATE)."""
+        self.head_lba = 0
+        """Where the optical head is: the block after the last one read or sought
+        (READ SUB-CHANNEL current position)."""
         self.read_speed_kbs = 0
         """Read speed chosen by SET CD SPEED / SET STREAMING in kB/s; 0 = the fastest."""
         self.pending_out: tuple[Command, bytes, DataOut] | None = None
         """A command waiting for its data-out parameter list (command, CDB, request)."""
+
+    def set_power_condition(self, active: bool) -> None:
+        """Enter the active (True) or standby (False) power condition; a change is a
+        GESN power event (MMC-5 §6.7, power management class)."""
+        condition = 1 if active else 0
+        if condition != self.power_condition:
+            self.power_condition = condition
+            self.power_event = 1
 
     @property
     def ready(self) -> bool:
