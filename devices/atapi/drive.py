@@ -136,10 +136,10 @@ class AtapiDrive(IdeDevice):
         """Load the packet signature into Sector Count and LBA Low/Mid/High (vol 1 §9.12).
 
         The Device register keeps DEV (and the obsolete bits 7 and 5): only the host
-        selects a device (vol 1 §7.10), and a signature left by IDENTIFY DEVICE, DEVICE
-        RESET or EXECUTE DEVICE DIAGNOSTIC must not move the selection (vol 1 §6.16:
-        "DEV shall indicate the selected device").  The head/LBA nibble is cleared.
-        SRST and power-on clear the whole register (:meth:`soft_reset`).
+        selects a device (vol 1 §7.10), and a signature left by IDENTIFY DEVICE or DEVICE
+        RESET must not move the selection (vol 1 §6.16: "DEV shall indicate the selected
+        device").  The head/LBA nibble is cleared.  SRST and EXECUTE DEVICE DIAGNOSTIC,
+        after which device 0 answers, also clear DEV.
         """
         self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
         self.device &= 0xF0
@@ -180,14 +180,18 @@ class AtapiDrive(IdeDevice):
             self.status = _BSY
             return
         self.set_signature()
-        self.device = 0  # SRST selects device 0 (vol 2 §9.2): DEV reads 0 afterwards
+        self.device &= 0xE0  # SRST selects device 0 (vol 2 §9.2): DEV reads 0 afterwards
         self.status = 0  # a packet device leaves DRDY clear after reset (vol 2 §9.2)
         self.error = DIAG_PASSED
 
     def execute_diagnostic(self) -> None:
-        """EXECUTE DEVICE DIAGNOSTIC: reset, signature, Error 01h, INTRQ (vol 2 §9.7)."""
+        """EXECUTE DEVICE DIAGNOSTIC: reset, signature, Error 01h, INTRQ (vol 2 §9.7).
+
+        Device 0 reports the result, so DEV is cleared as after SRST (the channel
+        selects device 0); the obsolete bits 7 and 5 keep what the host wrote."""
         self._reset_transport()
         self.set_signature()
+        self.device &= 0xE0
         self.status = 0
         self.error = DIAG_PASSED
         self.set_irq()

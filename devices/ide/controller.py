@@ -178,12 +178,12 @@ class IdeChannel:
         if unit.status & _BSY_DRQ and code != AtaCommand.DEVICE_RESET:
             return  # a command while BSY or DRQ is ignored; DEVICE RESET is the way out
         if code == AtaCommand.EXECUTE_DEVICE_DIAGNOSTIC:
-            # Both units run the diagnostic whatever DEV says (vol 1 §6.10).  The
-            # selection stays where the host put it: only the host writes DEV (vol 1
-            # §7.10), and the diagnostic protocol (vol 2 §9.7) has the host read the
-            # result, so nothing here reselects device 0 (QEMU-compatible too).
+            # Both units run the diagnostic whatever DEV says (vol 1 §6.10); device 0
+            # reports the combined result, so it is selected afterwards (vol 2 §9.7),
+            # as after SRST: each unit clears DEV in its Device register.
             for unit in self.units:
                 unit.intrq = False
+            self.selected = 0
             for unit in self.units:
                 unit.execute_diagnostic()
             self.update_irq()
