@@ -34,13 +34,20 @@ LOAD = bytes([0x1B, 0, 0, 0, 0x03, 0])  # LoEj=1 Start=1
 
 
 def media_reply(event: int, status: int) -> bytes:
-    """Header (length 6: bytes 2..7 follow the length field; class 4; supported 10h)
-    and the media event descriptor."""
-    return bytes([0x00, 0x06, 0x04, 0x10, event, status, 0x00, 0x00])
+    """Header (length 6: bytes 2..7 follow the length field; class 4; supported 14h:
+    power management and media) and the media event descriptor."""
+    return bytes([0x00, 0x06, 0x04, 0x14, event, status, 0x00, 0x00])
 
 
-NO_EVENT_AVAILABLE = bytes([0x00, 0x02, 0x80, 0x10])
-"""NEA=1, class 0, supported 10h; the length (2) counts bytes 2 and 3."""
+def power_reply(event: int, status: int) -> bytes:
+    """Header (class 2, supported 14h) and the power management event descriptor
+    (MMC-5 §6.7: event 0 no change / 1 power change successful; status 1 active,
+    3 standby)."""
+    return bytes([0x00, 0x06, 0x02, 0x14, event, status, 0x00, 0x00])
+
+
+NO_EVENT_AVAILABLE = bytes([0x00, 0x02, 0x80, 0x14])
+"""NEA=1, class 0, supported 14h; the length (2) counts bytes 2 and 3."""
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +112,7 @@ def test_asynchronous_request_is_invalid_field_in_cdb(lab) -> None:
     assert guest.sense() == (0x05, 0x24, 0x00)
 
 
-@pytest.mark.parametrize("classes", [0x00, 0x02, 0x04, 0x40, 0xEE])
+@pytest.mark.parametrize("classes", [0x00, 0x02, 0x08, 0x40, 0xEA])
 def test_classes_not_supported_get_no_event_available(lab, classes: int) -> None:
     _, _, _, guest = lab
     data, status = gesn(guest, bytes([0x4A, 1, 0, 0, classes, 0, 0, 0, 8, 0]))
@@ -244,9 +251,37 @@ def test_bare_machine_guest_eject_and_load_keep_the_disc(iso: Path) -> None:
         guest = Guest(machine, 0)
         guest.clear_power_on_ua()
         assert not nondata(guest, EJECT) & STATUS_ERR
-        assert gesn(guest)[0] == media_reply(MEDIA_REMOVAL, TRAY_OPEN | PRESENT)
+        # The disc stays in the open tray, but it is not in the drive: 01h (tray open only).
+        assert gesn(guest)[0] == media_reply(MEDIA_REMOVAL, TRAY_OPEN)
+        assert gesn(guest)[0] == media_reply(NO_CHANGE, TRAY_OPEN)
         assert tur(guest) == (0x02, 0x3A, 0x02)
         assert not nondata(guest, LOAD) & STATUS_ERR
         assert gesn(guest)[0] == media_reply(NEW_MEDIA, PRESENT)
         assert tur(guest) == (0x06, 0x28, 0x00)
         assert tur(guest) is None
+
+
+def test_power_class_reports_a_power_change_once_then_the_status(lab) -> None:
+    """Power Management feature (0100h) ⇒ GESN power class: STANDBY IMMEDIATE (E0h)
+    and START STOP UNIT power condition ACTIVE (1b 00 00 00 10 00) are power changes."""
+    _, _, _, guest = lab
+    power = bytes([0x4A, 1, 0, 0, 0x04, 0, 0, 0, 8, 0])
+    assert gesn(guest, power)[0] == power_reply(0, 0x01)
+    guest.command(0xE0)  # ATA STANDBY IMMEDIATE
+    guest.status()
+    assert gesn(guest, power)[0] == power_reply(1, 0x03)
+    assert gesn(guest, power)[0] == power_reply(0, 0x03)
+    guest.clear_power_on_ua()
+    assert not nondata(guest, bytes([0x1B, 0, 0, 0, 0x10, 0])) & STATUS_ERR
+    both = bytes([0x4A, 1, 0, 0, 0x14, 0, 0, 0, 8, 0])
+    assert gesn(guest, both)[0] == power_reply(1, 0x01)  # the class with an event wins
+    assert gesn(guest, both)[0] == power_reply(0, 0x01)  # none: the lowest class asked
+    assert gesn(guest)[0] == media_reply(NO_CHANGE, 0)  # Linux asks for media only
+
+
+def test_media_event_wins_over_a_quiet_power_class(lab, iso: Path) -> None:
+    _, _, dvd, guest = lab
+    dvd.attach_image(iso)
+    both = bytes([0x4A, 1, 0, 0, 0x14, 0, 0, 0, 8, 0])
+    assert gesn(guest, both)[0] == media_reply(NEW_MEDIA, PRESENT)
+    assert gesn(guest, both)[0] == power_reply(0, 0x01)

@@ -197,7 +197,7 @@ def test_execute_device_diagnostic_with_device_1_selected():
     g = Guest(m, 0)
     g.select(1)
     g.command(0x90)
-    assert m.inb(0x1F6) & 0x10 == 0  # device 0 is selected afterwards
+    assert m.inb(0x1F6) == 0xA0  # device 0 reports the result: DEV cleared, bits 7/5 kept
     assert g.alt_status() == 0x00 and g.error() == 0x01
     assert taskfile(g) == SIGNATURE
     assert g.irq_level()  # device diagnostic protocol ends with INTRQ

@@ -23,6 +23,8 @@ P01 = bytes.fromhex("010a 00 05 0000000000000000")  # error recovery: retry coun
 P0D = bytes.fromhex("0d06 00 00 003c 004b")  # CD parameters: 60 S/M, 75 F/S
 P0E = bytes.fromhex("0e0e 04 0000000000 01ff 02ff 00000000")  # IMMED, ports 0/1 full volume
 P1A = bytes.fromhex("1a0a 00 00 00000000 00000000")  # power condition timers off
+# 1Dh Time-out and Protect, page length 0Ah: G3Enable/TMOE/DISP/SWPP 0, timeouts 0.
+P1D = bytes.fromhex("1d0a 0000 00 00 0000 0000 0000")
 
 
 def p2a(locked: bool = False) -> bytes:
@@ -35,7 +37,7 @@ def p2a(locked: bool = False) -> bytes:
     return bytes.fromhex(f"2a1e 0f 00 70 10 {lock} 00 2113 0100 0200 2113") + bytes(16)
 
 
-ALL_PAGES = P01 + P0D + P0E + P1A + p2a()
+ALL_PAGES = P01 + P0D + P0E + P1A + P1D + p2a()
 
 
 def sense10(page: int, pc: int = 0, alloc: int = 0xFFFF, dbd: bool = False,
@@ -63,6 +65,7 @@ def host() -> Host:
 
 
 @pytest.mark.parametrize("code, page", [(0x01, P01), (0x0D, P0D), (0x0E, P0E), (0x1A, P1A),
+                                        (0x1D, P1D),
                                         (0x2A, p2a())])
 def test_mode_sense10_current_pages(host: Host, code: int, page: bytes) -> None:
     assert host.ok(sense10(code)) == hdr10(page)
@@ -83,12 +86,21 @@ def test_mode_sense_capabilities_report_the_live_lock_state(host: Host) -> None:
 def test_mode_sense6_all_pages(host: Host) -> None:
     data = host.ok(sense6(0x3F))
     assert data == hdr6(ALL_PAGES)
-    assert data[0] == 0x53  # 4 + 80 bytes - 1
+    assert data[0] == 0x5F  # 4 + 92 bytes - 1
 
 
 def test_mode_sense10_all_pages_and_all_subpages(host: Host) -> None:
     assert host.ok(sense10(0x3F)) == hdr10(ALL_PAGES)
     assert host.ok(sense10(0x3F, subpage=0xFF)) == hdr10(ALL_PAGES)
+
+
+@pytest.mark.parametrize("page", [0x01, 0x0D, 0x0E, 0x1A, 0x1D, 0x2A])
+def test_mode_sense_subpage_ff_returns_the_page_as_it_has_no_subpages(host: Host,
+                                                                      page: int) -> None:
+    # SPC-3 §6.11 table 101: subpage FFh = the page and all its subpages.
+    # CDB 5A 00 <page> FF 00 00 00 FF FF 00 (QEMU's conversation: 05/24/00 for 2Ah).
+    assert host.ok(sense10(page, subpage=0xFF)) == host.ok(sense10(page))
+    assert host.ok([0x1A, 0, page, 0xFF, 0xFF, 0]) == host.ok(sense6(page))
 
 
 def test_mode_sense_dbd_changes_nothing_as_there_are_no_block_descriptors(host: Host) -> None:
@@ -200,7 +212,7 @@ def test_mode_select_several_pages_at_once(host: Host) -> None:
     p0d = bytes.fromhex("0d06 00 05 003c 004b")
     p1a = bytes.fromhex("1a0a 00 03 00000064 00000bb8")
     select10(host, p0d + p1a)
-    assert host.ok(sense10(0x3F)) == hdr10(P01 + p0d + P0E + p1a + p2a())
+    assert host.ok(sense10(0x3F)) == hdr10(P01 + p0d + P0E + p1a + P1D + p2a())
 
 
 def test_mode_select_may_echo_an_unchanged_capabilities_page(host: Host) -> None:

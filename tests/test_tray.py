@@ -211,3 +211,56 @@ def test_host_drive_truncated_under_the_drive_gives_not_ready(tmp_path: Path) ->
             f.truncate(SECTOR)
         data, status = guest.command_reply(read10(4, 1))
         assert status & STATUS_ERR and guest.sense() == (0x02, 0x3A, 0x00)
+
+
+# -- REQUEST SENSE and a pending UNIT ATTENTION (SPC-3 §5.9.7) -------------------------
+#
+# SPC-3 §5.9.7 lets a REQUEST SENSE that arrives while a UNIT ATTENTION is pending either
+# (a) report the pending sense data and keep the UA, or (b) report the UA and clear it.
+# The drive takes (a) when the last command left sense data (the libata / Windows
+# pattern "command fails -> REQUEST SENSE" must see that failure and must still meet
+# 06/28/00 on the next command: Linux sr and the Windows class driver act on 06/28 as
+# "medium may have changed"), and (b) when there is nothing else to report.
+
+
+def step(guest: Guest) -> tuple[int, int, int, bool]:
+    """TEST UNIT READY at the ports: (Status, Error, interrupt reason, INTRQ seen)."""
+    guest.packet(b"\x00", 0)
+    irq = guest.irq_level()
+    regs = guest.regs()
+    status = guest.status()  # acknowledges INTRQ
+    assert regs.status == status
+    return status, regs.error, regs.reason, irq
+
+
+def test_release_attach_with_request_sense_after_each_failure_reaches_the_guest(
+    lab, iso: Path
+) -> None:
+    _, _, dvd, guest = lab
+    guest.clear_power_on_ua()
+    assert guest.sense() == (0x06, 0x29, 0x00)  # the TUR's failure, reported by (a)
+    dvd.attach_image(iso)
+    dvd.release_image()
+    assert step(guest) == (0x41, 0x20, 0x03, True)
+    assert guest.sense() == (0x02, 0x3A, 0x02)
+    dvd.attach_image(iso)
+    assert step(guest) == (0x41, 0x20, 0x03, True)  # NOT READY
+    assert guest.sense() == (0x02, 0x3A, 0x00)
+    assert step(guest) == (0x41, 0x60, 0x03, True)  # UNIT ATTENTION: not consumed above
+    assert guest.sense() == (0x06, 0x28, 0x00)
+    assert step(guest) == (0x50, 0x00, 0x03, True)  # GOOD
+    assert guest.sense() == (0x00, 0x00, 0x00)
+
+
+def test_request_sense_with_no_pending_sense_reports_the_unit_attention_and_clears_it(
+    lab, iso: Path
+) -> None:
+    _, _, dvd, guest = lab
+    guest.clear_power_on_ua()
+    guest.sense()
+    dvd.attach_image(iso)
+    assert step(guest)[:2] == (0x41, 0x20)  # NOT READY, then a successful INQUIRY
+    data, status = guest.command_reply([0x12, 0, 0, 0, 36, 0])  # clears the sense data
+    assert status == 0x50 and len(data) == 36
+    assert guest.sense() == (0x06, 0x28, 0x00)  # option (b): the UA itself
+    assert step(guest) == (0x50, 0x00, 0x03, True)  # it was cleared

@@ -111,6 +111,7 @@ class AtapiDrive(IdeDevice):
     def power_on(self) -> None:
         self.target.reset(power_on=True)
         self._reset_transport()
+        self.device = 0
         self.set_signature()
         self.status = 0
         self.error = DIAG_PASSED
@@ -132,8 +133,16 @@ class AtapiDrive(IdeDevice):
         self.target.pending_out = None
 
     def set_signature(self) -> None:
+        """Load the packet signature into Sector Count and LBA Low/Mid/High (vol 1 §9.12).
+
+        The Device register keeps DEV (and the obsolete bits 7 and 5): only the host
+        selects a device (vol 1 §7.10), and a signature left by IDENTIFY DEVICE or DEVICE
+        RESET must not move the selection (vol 1 §6.16: "DEV shall indicate the selected
+        device").  The head/LBA nibble is cleared.  SRST and EXECUTE DEVICE DIAGNOSTIC,
+        after which device 0 answers, also clear DEV.
+        """
         self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
-        self.device = 0
+        self.device &= 0xF0
 
     @property
     def medium(self) -> Medium:
@@ -171,13 +180,18 @@ class AtapiDrive(IdeDevice):
             self.status = _BSY
             return
         self.set_signature()
+        self.device &= 0xE0  # SRST selects device 0 (vol 2 §9.2): DEV reads 0 afterwards
         self.status = 0  # a packet device leaves DRDY clear after reset (vol 2 §9.2)
         self.error = DIAG_PASSED
 
     def execute_diagnostic(self) -> None:
-        """EXECUTE DEVICE DIAGNOSTIC: reset, signature, Error 01h, INTRQ (vol 2 §9.7)."""
+        """EXECUTE DEVICE DIAGNOSTIC: reset, signature, Error 01h, INTRQ (vol 2 §9.7).
+
+        Device 0 reports the result, so DEV is cleared as after SRST (the channel
+        selects device 0); the obsolete bits 7 and 5 keep what the host wrote."""
         self._reset_transport()
         self.set_signature()
+        self.device &= 0xE0
         self.status = 0
         self.error = DIAG_PASSED
         self.set_irq()
@@ -212,10 +226,10 @@ class AtapiDrive(IdeDevice):
             self.sector_count = 0xFF if self.target.power_condition else 0x00
             self._ata_done()
         elif code in (AtaCommand.IDLE_IMMEDIATE, AtaCommand.IDLE_IMMEDIATE_OLD):
-            self.target.power_condition = 1
+            self.target.set_power_condition(True)
             self._ata_done()
         elif code in (AtaCommand.STANDBY_IMMEDIATE, AtaCommand.STANDBY_IMMEDIATE_OLD):
-            self.target.power_condition = 0
+            self.target.set_power_condition(False)
             self._ata_done()
         elif code == AtaCommand.FLUSH_CACHE:
             self._ata_done()  # nothing cached to write, with or without a medium

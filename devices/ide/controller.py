@@ -141,10 +141,11 @@ class IdeChannel:
                 unit.intrq = False
                 self.update_irq()
             return unit.status
-        if not unit.present:
-            if reg == _ERROR:
-                return 0x00
-            unit = self.units[1 - self.selected]  # the present unit's register copy
+        if not unit.present and reg == _ERROR:
+            return 0x00
+        # An absent unit's EmptySlot latched every taskfile write, so the present unit
+        # answering for it echoes what the host wrote last (vol 1 §9.16.1: shadow
+        # registers), never the present unit's own live values.
         return getattr(unit, _READ_ATTRS[reg])
 
     def write(self, port: int, width: int, value: int) -> None:
@@ -180,7 +181,9 @@ class IdeChannel:
         if unit.status & _BSY_DRQ and code != AtaCommand.DEVICE_RESET:
             return  # a command while BSY or DRQ is ignored; DEVICE RESET is the way out
         if code == AtaCommand.EXECUTE_DEVICE_DIAGNOSTIC:
-            # Both units run the diagnostic; afterwards device 0 is selected (vol 2 §9.7).
+            # Both units run the diagnostic whatever DEV says (vol 1 §6.10); device 0
+            # reports the combined result, so it is selected afterwards (vol 2 §9.7),
+            # as after SRST: each unit clears DEV in its Device register.
             for unit in self.units:
                 unit.intrq = False
             self.selected = 0

@@ -125,6 +125,26 @@ class EmptySlot(IdeDevice):
     present = False
     kind = "empty"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_signature()
+
+    def set_signature(self) -> None:
+        """The values the shadow registers hold before the host writes any: Sector Count
+        and LBA Low 01h, LBA Mid/High FFh (no device answers the signature query).
+        The standards leave them open; these are QEMU's."""
+        self.sector_count, self.lba_low, self.lba_mid, self.lba_high = 0x01, 0x01, 0xFF, 0xFF
+
+    def power_on(self) -> None:
+        self.set_signature()
+        self.device = 0
+
+    def soft_reset(self, asserted: bool) -> None:
+        """SRST resets the shadow copy too (the present unit reloads its own)."""
+        if not asserted:
+            self.set_signature()
+            self.device &= 0xE0
+
     def data_read(self, width: int) -> int:
         """Nobody drives the data lines for an absent unit: they float high."""
         return (1 << (8 * width)) - 1

@@ -2,6 +2,8 @@
 
 from devices.media.base import (
     SECTOR_SIZE,
+    ImageBadBootCatalog,
+    ImageBadPath,
     ImageEmpty,
     ImageIsDirectory,
     ImageNotFound,
@@ -11,6 +13,7 @@ from devices.media.base import (
     Medium,
     MediumError,
     MediumGone,
+    MediumReadError,
     NoMedium,
 )
 from devices.media.host import HostDrive
@@ -20,6 +23,8 @@ __all__ = [
     "SECTOR_SIZE",
     "BootEntry",
     "HostDrive",
+    "ImageBadBootCatalog",
+    "ImageBadPath",
     "ImageEmpty",
     "ImageIsDirectory",
     "ImageNotFound",
@@ -30,5 +35,6 @@ __all__ = [
     "Medium",
     "MediumError",
     "MediumGone",
+    "MediumReadError",
     "NoMedium",
 ]

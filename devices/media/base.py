@@ -34,6 +34,10 @@ class ImageNotFound(MediumError):
     """The path does not exist."""
 
 
+class ImageBadPath(MediumError):
+    """The path itself is malformed (a NUL byte): no file can have that name."""
+
+
 class ImageIsDirectory(MediumError):
     """The path names a directory, not an image file."""
 
@@ -56,6 +60,16 @@ class ImageTruncated(MediumError):
 
 class MediumGone(MediumError):
     """The medium vanished under the drive (host drive unplugged, file removed)."""
+
+
+class MediumReadError(MediumError):
+    """Sectors of a medium that is still there cannot be read: an attached image file
+    was cut short under the drive, so the asked range lies past its new end.  The
+    guest sees MEDIUM ERROR / UNRECOVERED READ ERROR (03/11/00, SPC-3 §4.5.6)."""
+
+
+class ImageBadBootCatalog(MediumError):
+    """The El Torito Boot Record points at a Boot Catalog that is not in the image."""
 
 
 @runtime_checkable
@@ -123,6 +137,9 @@ def open_readonly(path: str | os.PathLike[str]) -> tuple[str, int, int]:
     devices (whose ``st_size`` is 0).  The caller owns ``fd``.
     """
     spath = os.fspath(path)
+    if "\0" in spath:
+        # No file name can hold a NUL byte (POSIX.1-2017 §3.170): refuse before the OS does.
+        raise ImageBadPath(spath.replace("\0", "\\0"), "a path cannot contain a NUL byte")
     try:
         st = os.stat(spath)
     except (FileNotFoundError, NotADirectoryError):

@@ -25,6 +25,18 @@ questions for ``emu info`` and the boot path:
 Capacity comes from the file size, not the ISO 9660 volume size: hybrid images
 append partitions (EFI system partitions, UDF, padding) past the ISO 9660 volume,
 and a drive reads every sector on the disc.  Nothing is ever written to the file.
+
+The host may change the file while it is attached.  The drive holds the file open
+(as Virtual PC does), so a rename-over or an unlink changes nothing for the guest:
+it keeps reading the file it was given until the host releases it.  A file cut
+short in place is different: touching a memory-mapped page past the new end of
+file raises SIGBUS, which would kill the process.  So :meth:`IsoImage.read` asks
+the file's current size (one ``fstat``) before handing out a view, and a range
+past the new end raises :class:`MediumReadError` (the guest sees MEDIUM ERROR
+03/11/00; READ CAPACITY keeps the size the disc had when it was attached).  The
+views are copied out within the same port access that asked for them, except the
+later DRQ blocks of a multi-block PIO transfer; a file truncated in the middle of
+one of those is the remaining, documented gap.
 """
 
 from __future__ import annotations
@@ -41,10 +53,12 @@ import pycdlib
 
 from devices.media.base import (
     SECTOR_SIZE,
+    ImageBadBootCatalog,
     ImageNotIso,
     ImageTruncated,
     ImageUnreadable,
     MediumGone,
+    MediumReadError,
     check_range,
     is_dvd_size,
     open_readonly,
@@ -64,6 +78,21 @@ _VD_PRIMARY = 1
 
 _VD_TERMINATOR = 255
 """Volume descriptor type of the Set Terminator (ECMA-119 §8.3.1)."""
+
+_VD_BOOT_RECORD = 0
+"""Volume descriptor type of a Boot Record (ECMA-119 §8.2)."""
+
+_BOOT_SYSTEM_ID = slice(7, 39)
+"""Boot System Identifier, BP 8-39 of a Boot Record (ECMA-119 §8.2.4)."""
+
+_BOOT_SYSTEM_USE = 71
+"""Offset of the Boot System Use field, where El Torito keeps the catalog pointer (§2.0)."""
+
+_VALIDATION_ENTRY_SIZE = 32
+"""Every Boot Catalog entry, the Validation Entry first, is 32 bytes (El Torito §2.1)."""
+
+_ELTORITO_ID = b"EL TORITO SPECIFICATION"
+"""The Boot System Identifier of an El Torito Boot Record (El Torito §2.0)."""
 
 _PVD_SPACE_SIZE = struct.Struct("<I")
 _PVD_SPACE_SIZE_OFFSET = 80
@@ -121,6 +150,8 @@ class _Recognition:
     iso_types: list[int] = dataclasses.field(default_factory=list)
     udf_idents: list[bytes] = dataclasses.field(default_factory=list)
     pvd: bytes | None = None
+    boot_catalog: int | None = None
+    """The El Torito Boot Record's catalog pointer (El Torito §2.0), if there is one."""
 
     @property
     def has_udf(self) -> bool:
@@ -166,6 +197,11 @@ def _recognise(path: str, fp: io.BufferedReader, file_size: int) -> _Recognition
             found.iso_types.append(vd_type)
             if vd_type == _VD_PRIMARY and found.pvd is None:
                 found.pvd = sector
+            elif (vd_type == _VD_BOOT_RECORD and found.boot_catalog is None
+                  and sector[_BOOT_SYSTEM_ID].startswith(_ELTORITO_ID)):
+                (found.boot_catalog,) = _ELTORITO_CATALOG_POINTER.unpack_from(
+                    sector, _BOOT_SYSTEM_USE
+                )
             iso_open = vd_type != _VD_TERMINATOR
         elif ident in _UDF_IDENTS:
             found.udf_idents.append(ident)
@@ -190,6 +226,20 @@ def _recognise(path: str, fp: io.BufferedReader, file_size: int) -> _Recognition
     return found
 
 
+def _check_validation_entry(path: str, fp: io.BufferedReader, lba: int) -> None:
+    """Refuse a Boot Catalog whose first entry is no Validation Entry (El Torito §2.1):
+    header ID 01h at byte 0, key 55h AAh at bytes 1Eh-1Fh, and the sixteen little-endian
+    words summing to 0."""
+    entry = _read_at(fp, lba * SECTOR_SIZE, _VALIDATION_ENTRY_SIZE)
+    words = struct.unpack(f"<{_VALIDATION_ENTRY_SIZE // 2}H", entry.ljust(32, b"\0"))
+    if entry[0] != 0x01 or entry[0x1E:0x20] != b"\x55\xaa" or sum(words) & 0xFFFF:
+        raise ImageBadBootCatalog(
+            path,
+            f"the El Torito Boot Catalog in sector {lba} does not start with a valid "
+            "Validation Entry (header ID 01h, key 55h AAh, checksum 0)",
+        )
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("ascii", "replace").rstrip(" \x00")
 
@@ -208,6 +258,7 @@ class IsoImage:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path, fd, self.file_size = open_readonly(path)
         self.sector_count = self.file_size // SECTOR_SIZE
+        self._fd = fd
         self._fp: io.BufferedReader | None = os.fdopen(fd, "rb")
         self._iso: pycdlib.PyCdlib | None = None
         self._map: np.memmap | None = None
@@ -239,6 +290,20 @@ class IsoImage:
         if found.pvd is None:
             return  # UDF only: sectors are served, no ISO 9660 answers.
         (self.volume_size,) = _PVD_SPACE_SIZE.unpack_from(found.pvd, _PVD_SPACE_SIZE_OFFSET)
+        if found.boot_catalog is not None:
+            try:
+                if found.boot_catalog >= self.sector_count:
+                    raise ImageBadBootCatalog(
+                        self.path,
+                        f"the El Torito Boot Record points at a Boot Catalog in sector "
+                        f"{found.boot_catalog}, past the end of the image "
+                        f"({self.sector_count} sectors)",
+                    )
+                _check_validation_entry(self.path, self._fp, found.boot_catalog)
+            except ImageBadBootCatalog as exc:
+                if self.sector_count < self.volume_size:
+                    raise self._truncated(exc.reason) from None
+                raise
         iso = pycdlib.PyCdlib()
         try:
             iso.open_fp(self._fp)
@@ -246,11 +311,7 @@ class IsoImage:
             raise
         except Exception as exc:  # pycdlib raises many kinds on malformed input
             if self.sector_count < self.volume_size:
-                raise ImageTruncated(
-                    self.path,
-                    f"the file ends at sector {self.sector_count}, inside its ISO 9660 "
-                    f"volume of {self.volume_size} sectors ({exc})",
-                ) from None
+                raise self._truncated(str(exc)) from None
             raise ImageNotIso(self.path, f"invalid ISO 9660 structures: {exc}") from None
         self._iso = iso
         self.volume_id = _text(iso.pvd.volume_identifier)
@@ -258,6 +319,13 @@ class IsoImage:
         self._joliet = bool(iso.has_joliet())
         self._rock_ridge = bool(iso.has_rock_ridge())
         self._read_boot_catalog(iso)
+
+    def _truncated(self, detail: str) -> ImageTruncated:
+        return ImageTruncated(
+            self.path,
+            f"the file ends at sector {self.sector_count}, inside its ISO 9660 "
+            f"volume of {self.volume_size} sectors ({detail})",
+        )
 
     def _read_boot_catalog(self, iso: pycdlib.PyCdlib) -> None:
         catalog = iso.eltorito_boot_catalog
@@ -302,7 +370,17 @@ class IsoImage:
         if data is None:
             raise MediumGone(self.path, "the image was closed")
         check_range(lba, count, self.sector_count)
-        return data[lba * SECTOR_SIZE : (lba + count) * SECTOR_SIZE]
+        end = (lba + count) * SECTOR_SIZE
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise MediumReadError(self.path, f"cannot check the file: {exc.strerror}") from None
+        if end > size:  # cut short under the drive: the map would SIGBUS past ``size``
+            raise MediumReadError(
+                self.path,
+                f"sectors {lba}+{count} lie past the end of the file, now {size} bytes",
+            )
+        return data[lba * SECTOR_SIZE : end]
 
     def close(self) -> None:
         """Drop the memory map and close pycdlib and the file; closing twice is fine.

@@ -4,7 +4,9 @@ The reply is a feature header (current profile) and feature descriptors in
 ascending feature-code order (MMC-5 §5.2): Profile List (0000h, §5.3.1),
 Core (0001h, §5.3.2), Morphing (0002h, §5.3.3), Removable Medium (0003h,
 §5.3.4), Random Readable (0010h, §5.3.5), Multi-Read (001Dh, §5.3.11),
-CD Read (001Eh, §5.3.12), DVD Read (001Fh, §5.3.13).  What the drive can do
+CD Read (001Eh, §5.3.12), DVD Read (001Fh, §5.3.13), Power Management (0100h),
+Timeout (0105h) and Real Time Streaming (0107h), the three the DVD-ROM profile
+(0010h, MMC-5 §5.4) requires besides the read features.  What the drive can do
 comes from its :class:`~devices.personality.Personality`; what is *current*
 comes from the loaded medium (a medium bigger than a CD is a DVD).
 
@@ -110,6 +112,35 @@ def _dvd_read(unit: MmcTarget) -> bytes:
     return _descriptor(0x001F, 1, False, current, b"\0\0\0\0")
 
 
+def _power_management(unit: MmcTarget) -> bytes:
+    """0100h version 0, no body: host- and drive-directed power management (MMC-5 §5.3).
+
+    What backs it: START STOP UNIT power conditions, ATA IDLE/STANDBY IMMEDIATE and
+    CHECK POWER MODE, mode page 1Ah, and the GESN power management class."""
+    return _descriptor(0x0100, 0, True, True, b"")
+
+
+def _timeout(unit: MmcTarget) -> bytes:
+    """0105h version 1: mode page 1Dh is there; Group3=0 (no Group 3 time-out), so the
+    Unit Length field (bytes 6-7) is 0 (MMC-5 §5.3)."""
+    return _descriptor(0x0105, 1, True, True, bytes([0x00, 0x00]) + put16(0))
+
+
+RTS_RBCB = 0x10
+"""Real Time Streaming byte 4 bit 4: READ BUFFER CAPACITY with Block=1 is supported."""
+RTS_SCS = 0x08
+"""Bit 3: SET CD SPEED is supported."""
+
+
+def _real_time_streaming(unit: MmcTarget) -> bytes:
+    """0107h version 4 (MMC-5 §5.3): RBCB=1, SCS=1; MP2A=0 (page 2Ah carries no
+    write-speed descriptors), WSPD=0 (no write speeds for GET PERFORMANCE type 03h),
+    SW=0 (no stream writing).  GET PERFORMANCE and SET STREAMING carry the rest.
+    Current with a medium, as the streaming reads need one."""
+    body = bytes([RTS_RBCB | RTS_SCS, 0, 0, 0])
+    return _descriptor(0x0107, 4, False, unit.ready, body)
+
+
 def features(unit: MmcTarget) -> list[tuple[int, bytes]]:
     """(code, descriptor) for every feature this drive has, in ascending code order."""
     p = unit.personality
@@ -125,6 +156,11 @@ def features(unit: MmcTarget) -> list[tuple[int, bytes]]:
     rows.append((0x001E, _cd_read))
     if p.has_dvd:
         rows.append((0x001F, _dvd_read))
+    rows.extend([
+        (0x0100, _power_management),
+        (0x0105, _timeout),
+        (0x0107, _real_time_streaming),
+    ])
     return [(code, build(unit)) for code, build in rows]
 
 

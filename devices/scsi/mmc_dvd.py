@@ -3,7 +3,8 @@
 MMC-5 §6.23 READ DISC STRUCTURE (here READ DVD STRUCTURE, media type 0:
 formats 00h physical, 01h copyright, 04h manufacturing, FFh list; the
 layer descriptor layout is ECMA-267 §3.3.2), §6.29 REPORT KEY (RPC state
-only: the drive has no CSS), §6.24 READ FORMAT CAPACITIES, §6.8 GET
+only: the drive has no CSS) and SEND KEY (its counterpart: only Invalidate
+AGID), §6.24 READ FORMAT CAPACITIES, §6.8 GET
 PERFORMANCE, §6.18 READ BUFFER CAPACITY, and the MMC-5 commands SET CD
 SPEED, SET STREAMING (a data-out command), MECHANISM STATUS and SEEK(10).
 """
@@ -133,6 +134,29 @@ def cmd_report_key(unit: MmcTarget, cdb: bytes) -> bytes | None:
         return put16(6) + b"\0\0" + bytes([state, p.region_mask, p.rpc_scheme, 0])
     if key_format == KEY_FORMAT_INVALIDATE_AGID:
         return None
+    raise CheckCondition(SENSE_INVALID_FIELD)
+
+
+@T.command(0xA3, "SEND KEY", Flag.NONDATA)
+def cmd_send_key(unit: MmcTarget, cdb: bytes) -> None:
+    """MMC-5 SEND KEY: parameter list length bytes 8-9, key class byte 7, AGID byte 10
+    bits 7-6, key format byte 10 bits 5-0.
+
+    The counterpart of REPORT KEY on a drive without CSS: REPORT KEY never grants an
+    AGID (format 00h is 05/24/00), so there is no authentication to continue.
+    Invalidate AGID (3Fh, no parameter list) succeeds as it does in REPORT KEY; a
+    parameter list with it is 05/1A/00.  Challenge key (01h), KEY2 (03h), the RPC
+    structure (06h: the drive's region is fixed by its personality) and any other
+    class or format are fields this drive does not support: 05/24/00, before any
+    data moves.
+    """
+    key_class, key_format = cdb[7], cdb[10] & 0x3F
+    if key_class != KEY_CLASS_DVD:
+        raise CheckCondition(SENSE_INVALID_FIELD)
+    if key_format == KEY_FORMAT_INVALIDATE_AGID:
+        if be16(cdb, 8):
+            raise CheckCondition(SENSE_PARAM_LIST_LENGTH)
+        return
     raise CheckCondition(SENSE_INVALID_FIELD)
 
 
@@ -268,3 +292,4 @@ def cmd_seek10(unit: MmcTarget, cdb: bytes) -> None:
     DSC set in the status register (old DOS drivers such as VIDE-CDD.SYS poll it)."""
     if be32(cdb, 2) >= unit.medium.sector_count:
         raise CheckCondition(SENSE_LBA_OUT_OF_RANGE)
+    unit.head_lba = be32(cdb, 2)

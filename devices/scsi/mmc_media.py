@@ -1,6 +1,6 @@
 """MMC-5 media and tray commands: events, locking, load and eject.
 
-* GET EVENT STATUS NOTIFICATION (0x4A, MMC-5 §6.6): polled operation only
+* GET EVENT STATUS NOTIFICATION (0x4A, MMC-5 §6.7): polled operation only
   (an asynchronous request is refused with 05/24/00, which MMC-5 allows); one
   supported class, the media class (class 4, supported-class mask 10h).  The
   reply is a 4-byte header and, when the media class was requested, one 4-byte
@@ -25,7 +25,7 @@ Decisions where implementations differ:
   descriptor through (8 bytes), so a host probing with a short allocation
   length does not lose it.
 * The host's front-panel eject button (:func:`request_eject`) on a locked tray
-  queues Eject Request for the guest (MMC-5 §6.6, media event 1) and leaves
+  queues Eject Request for the guest (MMC-5 §6.7, media event 1) and leaves
   the tray shut; unlocked, it opens the tray as a guest eject would.
 """
 
@@ -49,16 +49,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# -- GET EVENT STATUS NOTIFICATION (MMC-5 §6.6) -------------------------------------
+# -- GET EVENT STATUS NOTIFICATION (MMC-5 §6.7) -------------------------------------
 
 GESN_POLLED = 0x01
-"""CDB byte 1 bit 0: the host asks for polled operation (MMC-5 §6.6.1)."""
+"""CDB byte 1 bit 0: the host asks for polled operation (MMC-5 §6.7.1)."""
+
+GESN_CLASS_POWER = 2
+"""Notification class number of power management events (class request bit 2)."""
 
 GESN_CLASS_MEDIA = 4
-"""Notification class number of media events (MMC-5 §6.6, class request bit 4)."""
+"""Notification class number of media events (MMC-5 §6.7, class request bit 4)."""
 
-GESN_SUPPORTED_CLASSES = 1 << GESN_CLASS_MEDIA
-"""Supported Event Classes byte (header byte 3): the media class only (10h)."""
+GESN_SUPPORTED_CLASSES = (1 << GESN_CLASS_POWER) | (1 << GESN_CLASS_MEDIA)
+"""Supported Event Classes byte (header byte 3): power management and media (14h).
+The power class comes with the Power Management feature (0100h, ``mmc_config``)."""
+
+POWER_STATUS_ACTIVE, POWER_STATUS_STANDBY = 0x01, 0x03
+"""Power status byte of a power management event descriptor (MMC-5 §6.7)."""
 
 GESN_NEA = 0x80
 """Header byte 2 bit 7, No Event Available: none of the requested classes is supported."""
@@ -86,16 +93,20 @@ def _gesn_header(notification_class: int, nea: bool, descriptor_size: int) -> by
 
 
 def media_status(unit: MmcTarget) -> int:
-    """The media status byte: tray open (bit 0) and media present (bit 1)."""
-    status = MEDIA_STATUS_TRAY_OPEN if unit.tray_open else 0
-    if unit.medium.present:
-        status |= MEDIA_STATUS_PRESENT
-    return status
+    """The media status byte: tray open (bit 0) or media present (bit 1).
+
+    A disc lying in an open tray is not in the drive: it cannot be read, the
+    current profile is 0000h, and the byte is 01h (tray open only), the same on a
+    bare ``Machine`` (disc left in the tray) as after a host release (tray empty).
+    """
+    if unit.tray_open:
+        return MEDIA_STATUS_TRAY_OPEN
+    return MEDIA_STATUS_PRESENT if unit.medium.present else 0
 
 
 @T.command(0x4A, "GET EVENT STATUS NOTIFICATION", Flag.ALLOW_UA, alloc=(7, 2))
 def cmd_get_event_status_notification(unit: MmcTarget, cdb: bytes) -> bytes:
-    """MMC-5 §6.6: report (and consume) the pending media event, with the media status.
+    """MMC-5 §6.7: report (and consume) the pending media event, with the media status.
 
     CDB: byte 1 bit 0 Polled; byte 4 notification class request (bit n asks for
     class n); bytes 7-8 allocation length.  Allowed through a pending UNIT
@@ -104,10 +115,23 @@ def cmd_get_event_status_notification(unit: MmcTarget, cdb: bytes) -> bytes:
     """
     if not cdb[1] & GESN_POLLED:
         raise CheckCondition(SENSE_INVALID_FIELD)  # asynchronous operation not supported
-    if not cdb[4] & GESN_SUPPORTED_CLASSES:
+    asked = cdb[4] & GESN_SUPPORTED_CLASSES
+    if not asked:
         return _gesn_header(0, nea=True, descriptor_size=0)
+    consumed = be16(cdb, 7) >= GESN_HEADER_SIZE + GESN_MEDIA_DESCRIPTOR_SIZE
+    # The lowest-numbered requested class with an event wins; with no event anywhere,
+    # the lowest-numbered requested class reports No Change (MMC-5 §6.7.1).
+    power_asked = bool(asked & (1 << GESN_CLASS_POWER))
+    media_asked = bool(asked & (1 << GESN_CLASS_MEDIA))
+    if power_asked and (unit.power_event or not (media_asked and unit.media_event)):
+        event = unit.power_event
+        if consumed:
+            unit.power_event = 0
+        status = POWER_STATUS_ACTIVE if unit.power_condition else POWER_STATUS_STANDBY
+        descriptor = bytes([event & 0x0F, status, 0, 0])
+        return _gesn_header(GESN_CLASS_POWER, nea=False, descriptor_size=4) + descriptor
     event = unit.media_event
-    if be16(cdb, 7) >= GESN_HEADER_SIZE + GESN_MEDIA_DESCRIPTOR_SIZE:
+    if consumed:
         unit.media_event = MediaEvent.NO_CHANGE  # reported: each event is seen once
     descriptor = bytes([int(event) & 0x0F, media_status(unit), 0, 0])  # start/end slot 0
     return _gesn_header(GESN_CLASS_MEDIA, nea=False, descriptor_size=len(descriptor)) + descriptor
@@ -157,7 +181,7 @@ def cmd_start_stop_unit(unit: MmcTarget, cdb: bytes) -> None:
     field = cdb[4]
     power = field >> 4
     if power:
-        unit.power_condition = _POWER_CONDITIONS.get(power, unit.power_condition)
+        unit.set_power_condition(bool(_POWER_CONDITIONS.get(power, unit.power_condition)))
         return
     if not field & LOEJ_BIT:
         return
@@ -172,7 +196,7 @@ def cmd_start_stop_unit(unit: MmcTarget, cdb: bytes) -> None:
 def request_eject(unit: MmcTarget) -> bool:
     """The drive's eject button, pressed on the host side.
 
-    Locked: the tray stays shut and GESN reports Eject Request (MMC-5 §6.6,
+    Locked: the tray stays shut and GESN reports Eject Request (MMC-5 §6.7,
     media event 1) so a cooperative guest can unlock and eject.  Unlocked: the
     tray opens as for a guest eject.  Returns True when the tray opened.
     """

@@ -92,12 +92,17 @@ PAGE_POWER = _page(
     bytes([0x00, 0x00]) + bytes(8),
     bytes([0x00, 0x03]) + b"\xff" * 8,
 )
+# 1Dh Time-out and Protect (MMC-5 §7, page 1Dh), the page the Timeout feature (0105h) names:
+# page length 0Ah; G3Enable, TMOE, DISP and SWPP 0 (time-outs disabled: every command
+# completes within the port access that started it); Group 1, Group 2 minimum and
+# Group 3 time-outs 0 seconds.  Nothing changeable.
+PAGE_TIMEOUT = _page(0x1D, bytes(10), bytes(10))
 CAPABILITIES = 0x2A
 CAPABILITIES_LENGTH = 0x1E
 """Page 2Ah page length with no write-speed descriptors: bytes 2-31 (MMC-3 §6.3.11)."""
 
 STATIC_PAGES = {p.code: p for p in (PAGE_ERROR_RECOVERY, PAGE_CD_PARAMETERS, PAGE_CD_AUDIO,
-                                    PAGE_POWER)}
+                                    PAGE_POWER, PAGE_TIMEOUT)}
 
 
 def capabilities_page(unit: MmcTarget) -> bytes:
@@ -137,7 +142,7 @@ def _capabilities_mask() -> bytes:
     return bytes(2 + CAPABILITIES_LENGTH)  # nothing in page 2Ah is changeable
 
 
-SUPPORTED = (0x01, 0x0D, 0x0E, 0x1A, CAPABILITIES)
+SUPPORTED = (0x01, 0x0D, 0x0E, 0x1A, 0x1D, CAPABILITIES)
 
 
 def page_bytes(unit: MmcTarget, code: int, pc: int) -> bytes:
@@ -161,7 +166,9 @@ def _pages(unit: MmcTarget, cdb: bytes) -> bytes:
         if subpage not in (0x00, 0xFF):  # FFh: all pages and subpages (we have none)
             raise CheckCondition(SENSE_INVALID_FIELD)
         return b"".join(page_bytes(unit, c, pc) for c in SUPPORTED)
-    if code not in SUPPORTED or subpage != 0:
+    # Subpage FFh asks for the page and all its subpages (SPC-3 §6.11, table 101); our
+    # pages have none, so it is the page alone.
+    if code not in SUPPORTED or subpage not in (0x00, 0xFF):
         raise CheckCondition(SENSE_INVALID_FIELD)
     return page_bytes(unit, code, pc)
 

@@ -36,18 +36,14 @@ from devices.scsi.cdb import be24, be32, msf_to_lba
 from devices.scsi.commands import MMC_COMMANDS as T
 from devices.scsi.commands import Flag
 from devices.scsi.sense import (
+    SENSE_ILLEGAL_MODE,
     SENSE_INVALID_FIELD,
     SENSE_LBA_OUT_OF_RANGE,
     CheckCondition,
-    Sense,
-    SenseKey,
 )
 
 if TYPE_CHECKING:
     from devices.scsi.target import MmcTarget
-
-SENSE_ILLEGAL_MODE = Sense(SenseKey.ILLEGAL_REQUEST, 0x64, 0x00)
-"""ILLEGAL MODE FOR THIS TRACK (MMC-5 Annex F): the expected sector type does not match."""
 
 SECTOR_ANY, SECTOR_CDDA, SECTOR_MODE1 = 0, 1, 2
 SYNC_BIT, USER_BIT, EDC_ECC_BIT = 0x80, 0x10, 0x08

@@ -61,6 +61,7 @@ SENSE_INVALID_PARAM = Sense(SenseKey.ILLEGAL_REQUEST, 0x26, 0x00)  # invalid fie
 SENSE_INCOMPATIBLE_MEDIUM = Sense(SenseKey.ILLEGAL_REQUEST, 0x30, 0x00)  # incompatible medium
 SENSE_SAVING_NOT_SUPPORTED = Sense(SenseKey.ILLEGAL_REQUEST, 0x39, 0x00)  # saving params
 SENSE_REMOVAL_PREVENTED = Sense(SenseKey.ILLEGAL_REQUEST, 0x53, 0x02)  # medium removal prevented
+SENSE_ILLEGAL_MODE = Sense(SenseKey.ILLEGAL_REQUEST, 0x64, 0x00)  # illegal mode for this track
 # UNIT ATTENTION
 SENSE_MEDIUM_CHANGED = Sense(SenseKey.UNIT_ATTENTION, 0x28, 0x00)  # not ready to ready change
 SENSE_POWER_ON = Sense(SenseKey.UNIT_ATTENTION, 0x29, 0x00)  # power on, reset or bus reset
@@ -82,6 +83,7 @@ _TEXT: dict[tuple[int, int], str] = {
     (0x3A, 0x02): "medium not present - tray open",
     (0x44, 0x00): "internal target failure",
     (0x53, 0x02): "medium removal prevented",
+    (0x64, 0x00): "illegal mode for this track",
 }
 
 

@@ -1,7 +1,11 @@
 """SPC-3 primary commands every packet device answers.
 
 TEST UNIT READY (SPC-3 §6.33), REQUEST SENSE (§6.27), INQUIRY (§6.4) with
-the vital product data pages 00h, 80h and 83h (§7.6).
+the vital product data pages 00h, 80h and 83h (§7.6), REPORT LUNS (§6.21).
+
+SECURITY PROTOCOL IN (A2h, SPC-4) is not implemented on purpose: MMC-5 asks for
+it only with the AACS feature (010Dh), which a DVD-ROM drive without content
+protection does not report, so it stays INVALID COMMAND OPERATION CODE (05/20/00).
 """
 
 from __future__ import annotations
@@ -29,8 +33,13 @@ def cmd_test_unit_ready(unit: MmcTarget, cdb: bytes) -> None:
 def cmd_request_sense(unit: MmcTarget, cdb: bytes) -> bytes:
     """SPC-3 §6.27: fixed-format sense of the last command, else a pending UNIT ATTENTION.
 
-    Reporting a UNIT ATTENTION clears it (SPC-3 §5.9.7).  Descriptor format
-    (DESC bit) is not supported by MMC devices: 05/24/00.
+    SPC-3 §5.9.7 offers two answers while a UNIT ATTENTION is pending: (a) report the
+    pending sense data and keep the UA, or (b) report the UA and clear it.  With sense
+    data left by the last command we take (a): a host that asks after each failure
+    (libata, Windows' port drivers) learns why that command failed, and the next
+    command still meets the UA (06/28/00, which Linux sr and Windows' class driver
+    read as "medium may have changed").  With nothing else pending we take (b).
+    Descriptor format (DESC bit) is not supported by MMC devices: 05/24/00.
     """
     if cdb[1] & 0x01:
         raise CheckCondition(SENSE_INVALID_FIELD)
@@ -74,3 +83,23 @@ def cmd_inquiry(unit: MmcTarget, cdb: bytes) -> bytes:
         designator = bytes([0x02, 0x01, 0x00, len(ident)]) + ident  # ASCII, LU, T10 vendor ID
         return _vpd_page(0x83, designator)
     raise CheckCondition(SENSE_INVALID_FIELD)
+
+
+LUN_LIST_ENTRY = 8
+"""Each LUN in the REPORT LUNS parameter data takes 8 bytes (SPC-3 §6.21, table 123)."""
+
+
+@T.command(0xA0, "REPORT LUNS", Flag.ALLOW_UA, alloc=(6, 4))
+def cmd_report_luns(unit: MmcTarget, cdb: bytes) -> bytes:
+    """SPC-3 §6.21: SELECT REPORT byte 2, allocation length bytes 6-9.
+
+    00h (logical units) and 02h (all) list LUN 0, the drive itself; 01h (well-known
+    logical units) lists none; other values are 05/24/00.  Header: LUN list length
+    (4 bytes) and 4 reserved bytes.  Like INQUIRY it neither reports nor clears a
+    UNIT ATTENTION and needs no medium (SPC-3 §5.9.7).
+    """
+    select = cdb[2]
+    if select not in (0x00, 0x01, 0x02):
+        raise CheckCondition(SENSE_INVALID_FIELD)
+    luns = b"" if select == 0x01 else bytes(LUN_LIST_ENTRY)  # LUN 0, single-level format
+    return len(luns).to_bytes(4, "big") + bytes(4) + luns

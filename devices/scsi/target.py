@@ -30,7 +30,7 @@ from enum import Enum, IntEnum
 
 import numpy as np
 
-from devices.media.base import Medium, MediumError, NoMedium
+from devices.media.base import Medium, MediumError, MediumReadError, NoMedium
 from devices.personality import DEFAULT_PERSONALITY, Personality
 from devices.scsi.commands import MMC_COMMANDS, Command, CommandTable, Flag
 from devices.scsi.sense import (
@@ -42,6 +42,7 @@ from devices.scsi.sense import (
     SENSE_NO_MEDIUM_TRAY_OPEN,
     SENSE_NONE,
     SENSE_POWER_ON,
+    SENSE_UNRECOVERED_READ,
     CheckCondition,
     Sense,
 )
@@ -83,7 +84,7 @@ class DataOut:
 
 
 class MediaEvent(IntEnum):
-    """GET EVENT STATUS NOTIFICATION media class event codes (MMC-5 §6.6.2.4, table 131)."""
+    """GET EVENT STATUS NOTIFICATION media class event codes (MMC-5 §6.7, media class)."""
 
     NO_CHANGE = 0
     EJECT_REQUEST = 1
@@ -119,7 +120,8 @@ class MmcTarget:
 
     State fields (set again by :meth:`reset`): ``sense``, ``pending_ua``,
     ``not_ready_once``, ``media_event``, ``tray_open``, ``locked``,
-    ``power_condition``, ``read_speed_kbs``, ``pending_out``.  ``medium`` survives
+    ``power_condition``, ``power_event``, ``read_speed_kbs``, ``head_lba``,
+    ``pending_out``.  ``medium`` survives
     resets (it is in the tray).
     """
 
@@ -130,6 +132,7 @@ class MmcTarget:
     ) -> None:
         # Importing the handler modules fills MMC_COMMANDS.
         import devices.scsi.mmc  # noqa: F401
+        import devices.scsi.mmc_audio  # noqa: F401
         import devices.scsi.mmc_config  # noqa: F401
         import devices.scsi.mmc_dvd  # noqa: F401
         import devices.scsi.mmc_media  # noqa: F401
@@ -162,10 +165,24 @@ class MmcTarget:
         self.tray_open = False
         self.locked = False
         self.power_condition = 1  # active
+        self.power_event = 0
+        """GESN power management class event pending (MMC-5 §6.7): 0 none, 1 the power
+        state changed successfully (START STOP UNIT, ATA IDLE/STANDBY IMMEDIATE)."""
+        self.head_lba = 0
+        """Where the optical head is: the block after the last one read or sought
+        (READ SUB-CHANNEL current position)."""
         self.read_speed_kbs = 0
         """Read speed chosen by SET CD SPEED / SET STREAMING in kB/s; 0 = the fastest."""
         self.pending_out: tuple[Command, bytes, DataOut] | None = None
         """A command waiting for its data-out parameter list (command, CDB, request)."""
+
+    def set_power_condition(self, active: bool) -> None:
+        """Enter the active (True) or standby (False) power condition; a change is a
+        GESN power event (MMC-5 §6.7, power management class)."""
+        condition = 1 if active else 0
+        if condition != self.power_condition:
+            self.power_condition = condition
+            self.power_event = 1
 
     @property
     def ready(self) -> bool:
@@ -299,6 +316,11 @@ class MmcTarget:
         name = cmd.name if cmd else "?"
         if isinstance(exc, CheckCondition):
             sense = exc.sense
+        elif isinstance(exc, MediumReadError):
+            # The image is still attached but these sectors cannot be read (the file was
+            # cut short under the drive): MEDIUM ERROR, as a disc with a bad area would.
+            log.warning("read failed during %s: %s", name, exc)
+            sense = SENSE_UNRECOVERED_READ
         elif isinstance(exc, MediumError):
             # The backing store vanished (host drive unplugged): the guest sees no medium.
             log.warning("medium failed during %s: %s", name, exc)

@@ -255,6 +255,8 @@ def _path_argument(value: object, what: str) -> str:
         raise InvalidArgError(f"{what} must be text, not bytes")
     if not text.strip():
         raise InvalidArgError(f"{what} is empty")
+    if "\0" in text:
+        raise InvalidArgError(f"{what} contains a NUL byte: no file can have that name")
     return text
 
 

@@ -1,0 +1,127 @@
+"""An image cut short while attached: the guest gets MEDIUM ERROR, the process lives.
+
+``IsoImage`` serves sectors from a memory map sized when the image was attached;
+touching a mapped page past the new end of a truncated file raises SIGBUS, which
+would kill the emulator.  The drive asks the file's size before handing out a
+view, so a READ past the new end fails CHECK CONDITION, MEDIUM ERROR /
+UNRECOVERED READ ERROR (03/11/00, SPC-3 §4.5.6), by PIO and by bus-master DMA,
+and the next TEST UNIT READY answers GOOD (the disc is still in the drive).
+
+Each scenario runs in a child process, so a regression shows up as a failed test
+(exit status -7, SIGBUS) instead of killing the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from images.builders import build_patterned_iso
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTOR = 2048
+BM = 0xC000
+PRDT, BUF = 0x1000, 0x10000
+
+
+def _read10(lba: int, count: int) -> bytes:
+    return bytes([0x28, 0, *lba.to_bytes(4, "big"), 0, *count.to_bytes(2, "big"), 0, 0, 0])
+
+
+def _half(path: Path) -> int:
+    """Truncate ``path`` to half its sectors (in place, as a host tool would); return them."""
+    sectors = path.stat().st_size // SECTOR // 2
+    os.truncate(path, sectors * SECTOR)
+    return sectors
+
+
+def scenario(kind: str, image: str) -> dict[str, object]:
+    """Attach ``image``, cut it to half, read past the new end; report what the guest saw."""
+    from devices.media.iso import IsoImage
+    from emu import VirtualPC
+    from emu.machine import Machine
+    from tests.guest import Guest
+
+    out: dict[str, object] = {}
+    vpc = None
+    if kind == "vpc":
+        vpc = VirtualPC()
+        vm = vpc.create_virtual_machine("shrink")
+        dvd = vm.add_dvd_drive(0, 0)
+        vm.power_on()
+        dvd.attach_image(image)
+        machine = vm.machine
+    else:
+        machine = Machine()
+        medium = IsoImage(image)
+        machine.add_dvd_drive(0, 0, medium)
+    g = Guest(machine, 0)
+    for _ in range(3):  # power-on UA, then (API attach) NOT READY and UA
+        g.packet(b"\0", 0)
+        if not g.status() & 1:
+            break
+    out["capacity_before"] = machine.ide.unit(0, 0).medium.sector_count
+    new_end = _half(Path(image))
+    out["new_end"] = new_end
+    cdb = _read10(new_end, 2)
+    if kind == "dma":
+        m = machine
+        raw = BUF.to_bytes(4, "little") + (2 * SECTOR).to_bytes(2, "little") + b"\x00\x80"
+        m.memory.write(PRDT, raw)
+        m.outb(BM, 0)
+        m.outb(BM + 2, 0x06)
+        m.outl(BM + 4, PRDT)
+        m.outb(BM, 0x09)  # start, to memory
+        g.packet(cdb, 0, dma=True)
+        out["bm_status"] = m.inb(BM + 2)
+        m.outb(BM, 0)
+    else:
+        g.packet(cdb, 0xFFFE)
+    out["drq"] = bool(g.alt_status() & 0x08)
+    out["status"] = g.status()
+    out["error"] = g.error()
+    out["reason"] = g.reason()
+    out["sense"] = list(g.sense())
+    data, status = g.command_reply(_read10(new_end - 1, 1))  # still inside: still served
+    out["inside_ok"] = status == 0x50 and len(data) == SECTOR
+    g.packet(b"\0", 0)
+    out["tur"] = g.status()
+    if vpc is not None:
+        dvd.release_image()
+        vpc.close()
+    return out
+
+
+def _run(kind: str, image: Path) -> dict[str, object]:
+    code = (
+        "import json, sys; from tests.test_shrinking_image import scenario; "
+        "print(json.dumps(scenario(sys.argv[1], sys.argv[2])))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, kind, str(image)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, f"child died ({proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind", ["pio", "dma", "vpc"])
+def test_image_truncated_to_half_while_attached_gives_medium_error(tmp_path: Path,
+                                                                  kind: str) -> None:
+    image = build_patterned_iso(tmp_path / "shrink.iso", data_sectors=64, boot=False)
+    got = _run(kind, image)
+    assert got["new_end"] < got["capacity_before"]
+    assert got["drq"] is False  # no data phase: nothing was moved
+    assert got["status"] == 0x41  # DRDY | ERR (CHECK CONDITION)
+    assert got["error"] == 0x30  # sense key 3 in bits 7-4
+    assert got["reason"] == 0x03  # IO | CoD: completion
+    assert got["sense"] == [0x03, 0x11, 0x00]  # MEDIUM ERROR, UNRECOVERED READ ERROR
+    assert got["inside_ok"] is True
+    assert got["tur"] == 0x50  # the next TEST UNIT READY answers GOOD
+    if kind == "dma":
+        assert got["bm_status"] & 0x04  # the engine saw the drive's interrupt
