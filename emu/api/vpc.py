@@ -71,7 +71,9 @@ from emu.api.hresult import (
     VMRunningOrSavedError,
     VMUnknownError,
 )
-from emu.pc.machine import Machine
+from emu.firmware import firmware_named
+from emu.pc.board import DEFAULT_MEMORY, PcBoard
+from emu.pc.session import BootOptions, Session
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +287,8 @@ class VirtualPC:
 
     # -- virtual machines ------------------------------------------------------------
     @api()
-    def create_virtual_machine(self, name: str, memory_size: int = 16 << 20) -> VirtualMachine:
+    def create_virtual_machine(self, name: str, memory_size: int = DEFAULT_MEMORY
+                               ) -> VirtualMachine:
         """A new, turned-off virtual machine (VM_E_CONFIG_* for a bad or duplicate name)."""
         if name is None:
             raise NullPointerError("the name is NULL")
@@ -394,13 +397,14 @@ class HardDiskPlaceholder:
 class VirtualMachine:
     """A virtual machine: a :class:`Machine` it owns, its power state and its drives."""
 
-    def __init__(self, vpc: VirtualPC, name: str, memory_size: int = 16 << 20) -> None:
+    def __init__(self, vpc: VirtualPC, name: str, memory_size: int = DEFAULT_MEMORY) -> None:
         self._vpc = vpc
         self.name = name
-        self.machine = Machine(memory_size)
+        self.machine = PcBoard(memory_size)
         self._state = VMState.OFF
         self._deleted = False
         self._slots: dict[tuple[int, int], DVDDrive | HardDiskPlaceholder] = {}
+        self._session: Session | None = None
         self._drives: list[DVDDrive] = []
 
     @property
@@ -441,6 +445,26 @@ class VirtualMachine:
             for drive in self._drives:
                 drive.unit.power_on()
         self._state = VMState.RUNNING
+
+    @api()
+    def boot(self, firmware: str = "builtin", keys: str = "") -> Session:
+        """Turn the machine on and start its guest: ``firmware`` (``builtin`` or ``seabios``)
+        runs on this machine's own board, with the drives and media attached here.
+
+        Returns the :class:`~emu.pc.session.Session`: ``session.resume(until=TEXT,
+        keys=KEYS)`` runs the guest until TEXT appears (or a stop rule ends the run), and
+        between runs the drives' ``release_image``/``attach_image`` change the disc while
+        the guest is up; the guest sees the change at the ports as a real drive reports
+        it.  A machine's board boots once (VM_E_VM_RUNNING if it is on).
+        """
+        self._check()
+        if self._session is not None or self._state is not VMState.OFF:
+            raise VMRunningError(f"{self.name!r} was started already; create a new machine")
+        self.power_on()
+        options = BootOptions(firmware=firmware, keys=keys,
+                              memory_size=self.machine.memory_map.size, timeout=None)
+        self._session = Session(options, firmware_named(firmware), board=self.machine)
+        return self._session
 
     @api()
     def power_off(self) -> None:
