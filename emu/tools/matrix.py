@@ -7,9 +7,10 @@ for (``until``), the keys to type and the time limits.  :func:`load_suite`
 expands it into :class:`Case` rows in a fixed order.
 
 Each case runs as its own process, ``python -m emu.tools.cli boot ...
---json-result FILE``, under a hard wall-clock limit: a case that outlives it is
-killed and reported as ``timeout``; a case that crashes is reported as
-``error``; neither stops the others.  Backends:
+--json-result FILE``.  emu boot stops itself at the case's wall-clock
+``timeout`` (status ``timeout``, with its final screen); a process still alive
+:data:`KILL_GRACE` seconds later is killed (``timeout`` too); a case that
+crashes is reported as ``error``; none of them stops the others.  Backends:
 
 * ``local`` (the default): ``--jobs N`` worker threads (default: the number of
   cores), each waiting on its case's process.
