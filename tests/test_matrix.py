@@ -133,6 +133,17 @@ def test_emu_matrix_says_what_is_wrong_with_a_suite_and_exits_2(tmp_path, capsys
     assert err.count("\n") == 1
 
 
+def test_list_and_only_choose_cases_without_running_them(capsys):
+    example = str(Path(__file__).parents[1] / "examples" / "suite.toml")
+    assert main(["matrix", example, "--list", "--only", "grub", "--only", "seabios"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "sample-seabios-pio-256M-ide1-0", "isolinux-seabios-pio-256M-ide1-0",
+        "grub-builtin-pio-256M-ide1-0", "grub-builtin-dma-256M-ide1-0",
+        "grub-seabios-pio-256M-ide1-0"]
+    assert main(["matrix", example, "--only", "knoppix"]) == 2
+    assert capsys.readouterr().err == "emu matrix: no case id contains 'knoppix'\n"
+
+
 def test_the_example_suite_lists_three_discs_times_both_firmwares_and_pio_dma(capsys):
     suite = load_suite(Path(__file__).parents[1] / "examples" / "suite.toml")
     images = {c.image for c in suite.cases}

@@ -726,6 +726,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             import_ray()
         if args.only:
             suite.cases = [c for c in suite.cases if any(p in c.id for p in args.only)]
+            if not suite.cases:
+                raise SuiteError(f"no case id contains {' or '.join(map(repr, args.only))}")
         if args.list:
             for case in suite.cases:
                 print(case.id)
