@@ -45,6 +45,7 @@ import tempfile
 import time
 import tomllib
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -558,7 +559,9 @@ def run_ray(cases: list[Case], cache: str, address: str | None = None,
         # A new local instance gets no dashboard; a cluster's settings are its own.
         settings = {} if address else {"include_dashboard": False, "log_to_driver": False}
         try:
-            ray.init(address=address, **settings)
+            with warnings.catch_warnings():  # Ray warns, then raises: say it once, below
+                warnings.simplefilter("ignore")
+                ray.init(address=address, **settings)
         except Exception as exc:  # ConnectionError, ValueError: Ray's wording, one line
             where = address or "a local Ray instance"
             reason = " ".join(str(exc).split()) or type(exc).__name__
