@@ -25,14 +25,14 @@ from images.emulation import (
     floppy_image,
     floppy_marker_lba,
 )
+from images.loaders import (
+    CHAIN_MESSAGE,
+    LoaderUnavailable,
+    build_isolinux_iso,
+    grub_rescue_iso,
+)
 
-ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
-SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
-GRUB_RESCUE_ISO = Path("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")
 XORRISO = shutil.which("xorriso")
-NASM = shutil.which("nasm")
-
-CHAIN_MESSAGE = "CHAINLOADED BOOT SECTOR SAYS HELLO"
 
 
 class ReadLog:
@@ -183,45 +183,10 @@ def test_an_x86_section_entry_behind_an_efi_initial_entry_is_booted(tmp_path):
 
 @pytest.fixture(scope="module")
 def isolinux_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if XORRISO is None or NASM is None:
-        pytest.skip("xorriso and nasm are needed")
-    if not ISOLINUX_BIN.exists() or not (SYSLINUX_MODULES / "ldlinux.c32").exists():
-        pytest.skip("isolinux / syslinux-common are not installed")
-    root = tmp_path_factory.mktemp("isolinux-root")
-    (root / "isolinux").mkdir()
-    shutil.copy(ISOLINUX_BIN, root / "isolinux")
-    for module in ("ldlinux.c32", "ls.c32", "libcom32.c32", "libutil.c32"):
-        shutil.copy(SYSLINUX_MODULES / module, root / "isolinux")
-    (root / "isolinux" / "isolinux.cfg").write_text(
-        "SAY Hello from the ISOLINUX test disc\nPROMPT 1\n")
-    (root / "README.TXT").write_text("A file for ls.c32 to list.\n")
-    src = root.parent / "hello.asm"
-    src.write_text(f"""bits 16
-org 0x7C00
-    xor ax, ax
-    mov ds, ax
-    mov si, msg
-.l: lodsb
-    test al, al
-    jz .h
-    mov ah, 0x0E
-    mov bx, 7
-    int 0x10
-    jmp .l
-.h: cli
-    hlt
-    jmp .h
-msg: db "{CHAIN_MESSAGE}", 13, 10, 0
-    times 510-($-$$) db 0
-    db 0x55, 0xAA
-""")
-    subprocess.run([NASM, "-f", "bin", "-o", str(root / "hello.bs"), str(src)], check=True)
-    iso = root.parent / "isolinux.iso"
-    subprocess.run([XORRISO, "-as", "mkisofs", "-quiet", "-o", str(iso),
-                    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
-                    "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", str(root)],
-                   check=True, capture_output=True)
-    return iso
+    try:
+        return build_isolinux_iso(tmp_path_factory.mktemp("isolinux") / "isolinux.iso")
+    except LoaderUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_isolinux_reaches_its_boot_prompt(isolinux_iso):
@@ -251,9 +216,10 @@ def test_isolinux_runs_ls_c32_and_chain_loads_a_boot_sector(isolinux_iso):
 
 @pytest.fixture(scope="module")
 def grub_iso() -> Path:
-    if not GRUB_RESCUE_ISO.exists():
-        pytest.skip("grub-rescue-pc is not installed")
-    return GRUB_RESCUE_ISO
+    try:
+        return grub_rescue_iso()
+    except LoaderUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_grub_rescue_boots_to_its_menu_and_lists_the_disc_at_its_prompt(grub_iso):

@@ -69,7 +69,8 @@ class BuiltinFirmware:
         pci_config_write(ports, PIIX3_IDE, PCI_BAR4, BM_BASE | 1)
         command = pci_config_read(ports, PIIX3_IDE, PCI_COMMAND) & 0xFFFF
         pci_config_write(ports, PIIX3_IDE, PCI_COMMAND, command | CMD_IO | CMD_BUS_MASTER)
-        self.driver = driver = AtaHostDriver(ports, board.memory, use_dma=self.use_dma)
+        use_dma = self.use_dma and session.options.transfer != "pio"
+        self.driver = driver = AtaHostDriver(ports, board.memory, use_dma=use_dma)
         self.screen = Screen(board.memory.data, before_change=session.screen_changed)
         self.bios = bios = Bios(board.cpu, driver, board.pic, session.keyboard, self.screen,
                                 serial=board.uart, cmos=board.cmos, on_stop=self._bios_stop,

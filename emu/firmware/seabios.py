@@ -61,6 +61,9 @@ VGABIOS_BIN = Path("/usr/share/seabios/vgabios-stdvga.bin")
 DEFAULT_MENU_WAIT_MS = 300
 """``etc/boot-menu-wait``: long enough for a scripted ESC, idle time otherwise."""
 NO_BOOT_DEVICE = "No bootable device."
+TRANSFERS = ("pio",)
+"""How SeaBIOS moves CD sectors (``emu boot --transfer``): by PIO only.  Measured: no
+SeaBIOS boot here ever starts a bus-master transfer (docs/matrix.md)."""
 INT16_ENTRY = 0xFE82E
 """F000:E82E, the IBM-compatible fixed entry point of INT 16h, where SeaBIOS keeps it."""
 POLLS_BEFORE_TYPING = 4

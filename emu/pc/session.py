@@ -49,6 +49,7 @@ from typing import Any, Protocol
 
 from devices.atapi.drive import AtapiDrive
 from devices.media.base import Medium
+from devices.trace import Tracer
 from emu.pc.board import DEFAULT_MEMORY, PcBoard
 from emu.pc.cpu import CpuFault, StopReason, TripleFault
 from emu.pc.keyboard import Keyboard, parse_keys
@@ -121,6 +122,11 @@ class BootOptions:
     memory_size: int = DEFAULT_MEMORY
     firmware: str = "builtin"
     """``"builtin"`` (the Python BIOS) or ``"seabios"`` (Debian's SeaBIOS)."""
+    transfer: str | None = None
+    """How the built-in BIOS moves CD sectors: ``"pio"`` or ``"dma"`` (bus-master);
+    None: DMA.  SeaBIOS chooses for itself (PIO)."""
+    trace: Tracer | None = None
+    """Traces the controller, drives and bus masters from power-on (e.g. a traffic count)."""
 
     def drive_specs(self) -> list[DriveSpec]:
         if self.drives is not None:
@@ -214,6 +220,8 @@ class Session:
         self.cpu = board.cpu
         self.clock = board.clock
         self.drive = self.drives[0] if self.drives else None
+        if options.trace is not None:
+            board.set_trace(options.trace)
         self.keyboard = Keyboard(parse_keys(options.keys), options.live_keys)
         # Guest text: the screen (whatever writes it), COM1 and the E9h console.
         self.serial_text: list[str] = []

@@ -5,6 +5,7 @@
 * ``emu info ISO``: what pycdlib sees in an image.
 * ``emu read ISO LBA [COUNT]``: a hexdump of sectors read through the whole
   path (firmware driver → ports → controller → drive → medium).
+* ``emu matrix SUITE.toml``: a suite of boots, one process a case (emu.tools.matrix).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from collections.abc import Sequence
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
+from devices.trace import Tracer
 from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
 from emu.firmware.ata import AtaHostDriver, FirmwareError
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.seabios import SEABIOS_BIN
+from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
 from emu.pc.board import DEFAULT_MEMORY, BoardError, parse_memory_size
 from emu.pc.keyboard import parse_keys
 from emu.pc.machine import Machine
+from emu.tools.matrix import DriveTraffic, write_boot_json
 from images import SAMPLE_ISO
 
 EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -85,6 +89,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     iso = args.iso or str(SAMPLE_ISO)
+    if args.firmware == "seabios" and args.transfer not in (None, *SEABIOS_TRANSFERS):
+        print(f"emu: SeaBIOS reads the disc by {'/'.join(SEABIOS_TRANSFERS).upper()} only; "
+              f"--transfer {args.transfer} applies to the built-in BIOS", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    traffic = DriveTraffic() if args.json_result else None
     live = TerminalKeys() if args.interactive and sys.stdin.isatty() else None
     timeout = args.timeout if args.timeout is not None else (None if live else DEFAULT_TIMEOUT)
     options = BootOptions(
@@ -94,7 +103,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         on_console=None if args.serial else echo,
         on_serial=echo if args.serial else None,
         on_loaded=lambda loaded: print_boot_summary(iso, loaded),
-        firmware=args.firmware,
+        firmware=args.firmware, transfer=args.transfer,
+        trace=None if traffic is None else Tracer(keep=False, sinks=[traffic]),
     )
     if args.firmware == "seabios":
         print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at bus "
@@ -104,6 +114,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
     finally:
         if live is not None:
             live.close()
+    if args.json_result:
+        write_boot_json(args.json_result, result, options, traffic)
     if args.firmware == "seabios":
         if args.firmware_log:
             print("\n--- SeaBIOS debug log (port 402h) " + "-" * 45, file=sys.stderr)
@@ -289,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "from its reset vector (see docs/seabios.md)")
     p.add_argument("--firmware-log", action="store_true",
                    help="with --firmware seabios: print SeaBIOS's debug output (port 402h)")
+    p.add_argument("--transfer", choices=("pio", "dma"),
+                   help="how the built-in BIOS reads the disc: PIO or bus-master DMA "
+                        "(default: DMA); SeaBIOS reads by PIO")
+    p.add_argument("--json-result", metavar="FILE",
+                   help="write the result (status, times, counts, drive traffic, final "
+                        "screen) as JSON to FILE (see docs/matrix.md)")
     p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser("info", help="what pycdlib sees in an image")
@@ -304,9 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu.tools import bench, console, trace, verify  # teaching and measuring commands
+    from emu.tools import bench, console, matrix, trace, verify  # teaching, measuring
 
-    for module in (trace, console, verify, bench):
+    for module in (trace, console, verify, bench, matrix):
         module.add_parser(sub, drive_options)
     return parser
 
