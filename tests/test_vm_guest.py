@@ -68,6 +68,14 @@ def test_the_guest_notices_a_disc_swapped_by_the_management_api(tmp_path, firmwa
     dvd = vm.add_dvd_drive(bus=1, device=0)
     dvd.attach_image(str(boot_disc))
     session = vm.boot(firmware)
+    try:
+        swap_discs(session, dvd, other)
+    finally:
+        vm.power_off()
+        vpc.delete_virtual_machine(vm)  # releases the image it holds
+
+
+def swap_discs(session, dvd, other) -> None:
     first = session.resume(until="00000000:P", timeout=60)
     assert first.status is ExitStatus.OK, first.message
     dvd.release_image()
