@@ -154,7 +154,7 @@ def boot(image: Path | str, until: str, *, timeout: float = 60.0, memory: str = 
                 if screen_poll is not None and time.monotonic() >= next_screen:
                     next_screen = time.monotonic() + screen_poll
                     try:
-                        monitor.command(f"pmemsave {TEXT_BUFFER:#x} {TEXT_BYTES} {dump}")
+                        monitor.command(f"pmemsave {TEXT_BUFFER:#x} {TEXT_BYTES} \"{dump}\"")
                         screen = _screen_text(Path(dump).read_bytes())
                     except (ConnectionError, OSError):
                         pass  # QEMU has exited (or is exiting): COM1 still counts
@@ -196,6 +196,8 @@ def boot(image: Path | str, until: str, *, timeout: float = 60.0, memory: str = 
                 proc.kill()
                 proc.wait()
             reader.join(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     text = serial.decode(errors="replace")
@@ -215,20 +217,19 @@ def reference_runs() -> list[tuple[str, QemuRun]]:
     from images import guests
 
     m = guests.MILESTONES
+    images = guests.all_images()
     plan: list[tuple[str, Path, str, dict[str, object]]] = [
-        ("memtest86+ia32.iso", guests.memtest_iso("ia32"), "Memtest86+", {}),
-        ("memtest86+x64.iso", guests.memtest_iso("x64"), "Memtest86+", {}),
-        ("isolinux-memtest.iso", guests.isolinux_memtest_iso(), "Memtest86+", {}),
-        ("ipxe.iso", guests.ipxe_iso(), "Press Ctrl-B", {}),
-        ("grub-rescue-cdrom.iso", guests.grub_rescue_iso(), "Press enter to boot", {}),
-        ("linux.iso (to md5 ok)", guests.linux_iso(), m["md5"],
+        (name, images[name], text, {}) for name, text in guests.FIRST_SCREENS.items()
+        if name != "linux.iso"]
+    plan += [
+        ("linux.iso (to md5 ok)", images["linux.iso"], m["md5"],
          {"watch": ["Linux version", m["init"], m["modules"], m["sr0"], m["mount"]],
           "screen_poll": None}),
-        ("linux.iso (to exit)", guests.linux_iso(), m["poweroff"],
+        ("linux.iso (to exit)", images["linux.iso"], m["poweroff"],
          {"wait_exit": True, "screen_poll": None}),
-        ("linux media change", guests.linux_iso(media_change=True), m["md5_2"],
-         {"watch": [m["md5"], m["change"]], "screen_poll": None,
-          "swap": (m["waiting"], guests.second_disc_iso())}),
+        ("linux media change", images["linux-media-change.iso"], m["md5_2"],
+         {"watch": [m["md5"], m["change"]], "screen_poll": None, "timeout": 90,
+          "swap": (m["waiting"], images["disc2.iso"])}),
     ]
     return [(name, boot(iso, until, **opts)) for name, iso, until, opts in plan]  # type: ignore[arg-type]
 

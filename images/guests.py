@@ -80,6 +80,9 @@ MEMTEST_KINDS: tuple[MemtestKind, ...] = ("ia32", "x64")
 DATA_NAME = "data.bin"
 """The 3 MiB file on both Linux-guest discs (Rock Ridge name; ISO 9660 name ``DATA.BIN``)."""
 DATA_SIZE = 3 * 1024 * 1024
+DATA_MD5 = {1: "5649cef5b2f93b165e78f7cfe4821514", 2: "0ff0e5b9a3e960d64f90124a8ecac754"}
+"""The recorded md5 of :data:`DATA_NAME` on disc 1 and disc 2 (:func:`data_md5` computes
+them; a test checks the two agree, so the data can never change unnoticed)."""
 DISC2_MARKER = "disc2.txt"
 """Present only on the second disc: the guest waits for it after a media change."""
 
@@ -106,6 +109,18 @@ MILESTONES = {
     "poweroff": "INIT: poweroff",
 }
 """The marker lines ``/init`` prints (one per milestone), as a guest run should see them."""
+
+FIRST_SCREENS = {
+    "memtest86+ia32.iso": "Memtest86+ v6",
+    "memtest86+x64.iso": "Memtest86+ v6",
+    "isolinux-memtest.iso": "Memtest86+ v6",
+    "ipxe.iso": "Press Ctrl-B",
+    "grub-rescue-cdrom.iso": "Press enter to boot",
+    "linux.iso": MILESTONES["md5"],
+}
+"""Image name (a key of :func:`all_images`) → the text its first screen (or, for Linux, the
+last milestone before power-off) shows.  Memtest's own El Torito loader prints "Loading
+Memtest86+..." long before memtest's screen, so the version banner is what is waited for."""
 
 MEDIA_WAIT_SECONDS = 300
 """How long ``/init`` waits for the second disc before giving up (guest seconds)."""
@@ -448,15 +463,14 @@ umount /mnt
 echo 2000 > /sys/module/block/parameters/events_dfl_poll_msecs
 uevent /bin/media-event &
 mark 'media change: disc 1 unmounted, polling every 2000 ms, waiting for disc 2'
-n=0
-while [ ! -e /tmp/media-event ] && [ $n -lt {MEDIA_WAIT_SECONDS} ]; do sleep 1; n=$((n + 1)); done
-while [ $n -lt {MEDIA_WAIT_SECONDS} ]; do
+end=$(($(date +%s) + {MEDIA_WAIT_SECONDS}))
+while [ ! -e /tmp/media-event ] && [ "$(date +%s)" -lt $end ]; do sleep 0.2; done
+while [ "$(date +%s)" -lt $end ]; do
   if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
     if [ -e /mnt/{DISC2_MARKER} ]; then break; fi
     umount /mnt
   fi
-  sleep 1
-  n=$((n + 1))
+  sleep 0.5
 done
 if [ -e /mnt/{DISC2_MARKER} ]; then
   mark 'media change seen'
