@@ -219,8 +219,8 @@ def reference_runs() -> list[tuple[str, QemuRun]]:
     m = guests.MILESTONES
     images = guests.all_images()
     plan: list[tuple[str, Path, str, dict[str, object]]] = [
-        (name, images[name], text, {}) for name, text in guests.FIRST_SCREENS.items()
-        if name != "linux.iso"]
+        (name, images[name], text, {"timeout": 180.0})
+        for name, text in guests.FIRST_SCREENS.items() if name != "linux.iso"]
     plan += [
         ("linux.iso (to md5 ok)", images["linux.iso"], m["md5"],
          {"watch": ["Linux version", m["init"], m["modules"], m["sr0"], m["mount"]],
