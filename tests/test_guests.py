@@ -41,7 +41,7 @@ def _missing() -> str:
 
 
 MISSING = _missing()
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING)
+needs_packages = pytest.mark.skipif(bool(MISSING), reason=MISSING)
 needs_qemu = pytest.mark.skipif(not qemu_available(), reason="QEMU is not installed (optional)")
 
 
@@ -72,6 +72,7 @@ def initial_entry(path: Path) -> tuple[int, object]:
 # -- images as shipped -------------------------------------------------------------------------
 
 
+@needs_packages
 @pytest.mark.parametrize("kind", guests.MEMTEST_KINDS)
 def test_memtest_isos_are_the_package_files_booting_as_a_144m_floppy(kind):
     path = guests.memtest_iso(kind)
@@ -82,6 +83,7 @@ def test_memtest_isos_are_the_package_files_booting_as_a_144m_floppy(kind):
     assert (platform, entry.boot_indicator, entry.boot_media_type) == (0, 0x88, 2)
 
 
+@needs_packages
 def test_ipxe_and_grub_rescue_isos_boot_without_emulation():
     for path in (guests.ipxe_iso(), guests.grub_rescue_iso()):
         platform, entry = initial_entry(path)
@@ -117,6 +119,7 @@ def check_isolinux_boot(path: Path) -> None:
     assert checksum == sum(words) & 0xFFFFFFFF
 
 
+@needs_packages
 def test_isolinux_memtest_iso_chain_loads_the_package_bin_as_a_linux_kernel():
     path = guests.isolinux_memtest_iso()
     check_isolinux_boot(path)
@@ -133,6 +136,7 @@ def test_isolinux_memtest_iso_chain_loads_the_package_bin_as_a_linux_kernel():
     assert binary[0x202:0x206] == b"HdrS"
 
 
+@needs_packages
 def test_linux_iso_holds_the_package_kernel_our_initramfs_and_the_3mb_file():
     path = guests.linux_iso()
     check_isolinux_boot(path)
@@ -153,6 +157,7 @@ def test_linux_iso_holds_the_package_kernel_our_initramfs_and_the_3mb_file():
     assert hashlib.md5(data).hexdigest() == guests.data_md5(1) == guests.DATA_MD5[1]
 
 
+@needs_packages
 def test_second_disc_has_other_bytes_under_the_same_name_and_the_marker():
     iso = open_iso(guests.second_disc_iso())
     try:
@@ -168,6 +173,7 @@ def test_second_disc_has_other_bytes_under_the_same_name_and_the_marker():
 # -- the initramfs -----------------------------------------------------------------------------
 
 
+@needs_packages
 def test_module_closure_puts_each_module_after_its_dependencies():
     plan = guests.module_closure()
     names = [name for name, _ in plan.load_order]
@@ -181,6 +187,7 @@ def test_module_closure_puts_each_module_after_its_dependencies():
             assert dep in plan.builtin or names.index(dep) < position, (path.name, dep)
 
 
+@needs_packages
 def test_modinfo_reads_the_module_metadata():
     plan = dict(guests.module_closure().load_order)
     info = guests.modinfo(plan["ata_piix"])
@@ -189,6 +196,7 @@ def test_modinfo_reads_the_module_metadata():
     assert any(alias.startswith("pci:v00008086d00007010") for alias in info["alias"])
 
 
+@needs_packages
 def test_initramfs_has_busybox_its_applets_the_modules_and_init():
     entries = guests.read_newc(guests.initramfs().read_bytes())
     mode, busybox = entries["bin/busybox"]
@@ -220,6 +228,12 @@ def test_media_change_init_waits_for_disc_two_with_polling_on():
     assert change.index("umount /mnt") < change.index(guests.MILESTONES["waiting"][6:])
 
 
+def test_data_is_deterministic_and_the_recorded_md5s_match():
+    assert len(guests.data_bytes(1)) == guests.DATA_SIZE
+    assert guests.data_bytes(1) == guests.data_bytes(1) != guests.data_bytes(2)
+    assert {d: guests.data_md5(d) for d in (1, 2)} == guests.DATA_MD5
+
+
 def test_newc_round_trip_keeps_names_modes_and_data():
     entries = [("d", stat.S_IFDIR | 0o755, b"", 0), ("d/f", stat.S_IFREG | 0o644, b"abc", 0),
                ("c", stat.S_IFCHR | 0o600, b"", os.makedev(5, 1))]
@@ -231,6 +245,7 @@ def test_newc_round_trip_keeps_names_modes_and_data():
 # -- caching and reproducibility ---------------------------------------------------------------
 
 
+@needs_packages
 def test_builders_reuse_their_output_and_rebuild_the_same_bytes(tmp_path, monkeypatch):
     first = guests.isolinux_memtest_iso()
     stamp = first.stat().st_mtime_ns
@@ -259,6 +274,7 @@ def test_missing_packages_give_one_line_saying_what_to_run(tmp_path, monkeypatch
 # -- QEMU as the reference (only where QEMU is installed) ---------------------------------------
 
 
+@needs_packages
 @needs_qemu
 def test_qemu_shows_grub_rescue_first_screen():
     run = boot(guests.grub_rescue_iso(), guests.FIRST_SCREENS["grub-rescue-cdrom.iso"],
@@ -266,6 +282,7 @@ def test_qemu_shows_grub_rescue_first_screen():
     assert run.found, run.screen
 
 
+@needs_packages
 @needs_qemu
 def test_qemu_linux_guest_reads_both_discs_through_ata_piix_and_sr_mod():
     m = guests.MILESTONES
