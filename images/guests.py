@@ -93,6 +93,12 @@ the kernel's own messages go to both.  ``panic=-1`` reboots at once on a panic (
 ``-no-reboot`` then exits); ``nokaslr`` keeps addresses equal to System.map for debugging;
 ``mitigations=off`` skips work a test guest does not need."""
 
+EARLY_SERIAL_APPEND = KERNEL_APPEND + " earlyprintk=serial,ttyS0,115200"
+""":data:`KERNEL_APPEND` plus the early serial console: the real-mode setup code ("Probing
+EDD ... ok"), the decompressor ("KASLR disabled: 'nokaslr' on cmdline.") and the kernel's
+first messages then reach COM1 by polled writes, before the 8250 driver and its interrupt
+are up: for finding where a kernel stops (``linux_iso(append=EARLY_SERIAL_APPEND)``)."""
+
 CD_MODULES = ("ata_piix", "sr_mod", "isofs")
 """The modules that reach an ISO 9660 disc on a PIIX IDE channel; their ``depends=``
 closure (libata, scsi_mod, scsi_common, cdrom) is added by :func:`module_closure`."""
