@@ -682,7 +682,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}={shlex.quote(str(path))}")
         else:
             print(f"{name:24} {path}")
-    print(f"{'data md5 disc 1/2':24} {data_md5(1)} {data_md5(2)}")
+    for disc in (1, 2):
+        if args.shell:
+            print(f"DATA_MD5_{disc}={data_md5(disc)}")
+        else:
+            print(f"{f'data.bin md5, disc {disc}':24} {data_md5(disc)}")
     return 0
 
 
