@@ -67,6 +67,8 @@ from unicorn import (
 )
 from unicorn import x86_const as X
 
+from emu.pc.clock import DEFAULT_IPS, BlockClock, VirtualClock, default_mode
+from emu.pc.clock import Timer as Timer  # re-exported: the old home of the clock
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
 
@@ -76,10 +78,9 @@ FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 """Exceptions that push an error code (Intel SDM vol 3 table 6-1)."""
 
-DEFAULT_IPS = 100_000_000
-"""Virtual instructions per second: the clock's exchange rate."""
 MAX_SLICE = 2_000_000
-"""Longest ``emu_start(count=...)`` slice; bounds IRQ latency and stop latency."""
+"""Longest run between two visits of the run loop (a ``count=`` slice, or a native
+budget); bounds the latency of an IRQ that a device raised during a run."""
 _FAR = 1 << 48
 """An ``until`` address no guest reaches: slices end by count or by our stops."""
 
@@ -123,56 +124,6 @@ class InterruptSource(Protocol):
         ...
 
 
-class VirtualClock:
-    """Time measured in guest instructions: deterministic, independent of the host.
-
-    ``instructions`` counts completed slices and skipped idle time; ``nudge``
-    moves time forward without instructions (a BIOS wait, a polled timer).
-    Timers register with :meth:`add_timer` and are fired by the run loop.
-    """
-
-    def __init__(self, ips: int = DEFAULT_IPS) -> None:
-        self.ips = ips
-        self.instructions = 0
-        self._timers: list[Timer] = []
-
-    @property
-    def seconds(self) -> float:
-        return self.instructions / self.ips
-
-    def ns(self) -> int:
-        return self.instructions * 1_000_000_000 // self.ips
-
-    def to_instructions(self, seconds: float) -> int:
-        return max(1, int(seconds * self.ips))
-
-    def nudge(self, instructions: int) -> None:
-        self.instructions += max(0, instructions)
-
-    def add_timer(self, timer: Timer) -> None:
-        self._timers.append(timer)
-
-    def next_deadline(self) -> int | None:
-        """The instruction count at which the next timer fires, if any."""
-        due = [t.deadline for t in self._timers if t.deadline is not None]
-        return min(due) if due else None
-
-    def fire_due(self) -> None:
-        for timer in self._timers:
-            while timer.deadline is not None and timer.deadline <= self.instructions:
-                timer.fire()
-
-
-class Timer(Protocol):
-    """A periodic event source on the :class:`VirtualClock`."""
-
-    deadline: int | None
-
-    def fire(self) -> None:
-        """Called once per expired deadline; sets the next ``deadline`` (or None)."""
-        ...
-
-
 @dataclass
 class RunResult:
     """What a :meth:`Cpu.run` call did."""
@@ -185,7 +136,8 @@ class Cpu:
     """Unicorn in real mode over the machine's RAM and port bus."""
 
     def __init__(self, memory: GuestMemory, ports: PortBus, ips: int = DEFAULT_IPS,
-                 ram_ranges: list[tuple[int, int]] | None = None) -> None:
+                 ram_ranges: list[tuple[int, int]] | None = None,
+                 clock_mode: str | None = None) -> None:
         self.memory = memory
         self.ports = ports
         self.ram = memory.data
@@ -197,6 +149,10 @@ class Cpu:
         for base, length in ram_ranges or [(0, memory.size)]:
             self.uc.mem_map_ptr(base, length, UC_PROT_ALL, self.ram.ctypes.data + offset)
             offset += length
+        self.clock_mode = clock_mode or default_mode()
+        """``"native"`` (the C block clock) or ``"count"`` (``count=`` slices)."""
+        self._block_clock = (BlockClock(self.uc, self.clock)
+                             if self.clock_mode == "native" else None)
         memory.write_listeners.append(self.invalidate)
         self.interrupts: InterruptSource | None = None
         self.software_interrupt: Callable[[int], bool] | None = None
@@ -549,14 +505,18 @@ class Cpu:
         """Install or remove the :attr:`irq_window` code hook (between slices only)."""
         if self.irq_window is None or armed == (self._window_hook is not None):
             return
+        start, end = self.irq_window
         if armed:
-            start, end = self.irq_window
             self._window_hook = self.uc.hook_add(UC_HOOK_CODE, self._hook_window, None,
                                                  start, end - 1)
         else:
             assert self._window_hook is not None
             self.uc.hook_del(self._window_hook)
             self._window_hook = None
+        # Code translated before a code hook existed has no call to it (and code
+        # translated while it existed keeps calling it): retranslate the range.  The
+        # count clock hid this, its own code hook putting a call on every instruction.
+        self.uc.ctl_remove_cache(start, end)
 
     def _hook_window(self, uc: Uc, address: int, size: int, _user: object) -> None:
         # Interrupts are recognised after the instruction that follows STI, MOV SS
@@ -604,47 +564,87 @@ class Cpu:
                     return RunResult(StopReason.IDLE, clock.instructions - start)
                 # Halted with IF set: skip idle time to the next timer event.
                 self.idle_waits += 1
-                clock.instructions = max(clock.instructions, deadline)
-                if limit is not None:
-                    clock.instructions = min(clock.instructions, limit)
+                clock.advance_to(deadline if limit is None else min(deadline, limit))
                 if self.interrupts is not None and self.interrupts.pending():
                     self.halted = False
                 continue
-            count = MAX_SLICE
+            now = clock.instructions
+            target = now + MAX_SLICE
             deadline = clock.next_deadline()
             if deadline is not None:
-                count = min(count, max(1, deadline - clock.instructions))
+                target = min(target, max(now + 1, deadline))
             if limit is not None:
-                count = min(count, max(1, limit - clock.instructions))
-            eip = uc.reg_read(X.UC_X86_REG_EIP)
-            try:
-                uc.emu_start(eip, _FAR, 0, count)
-            except UcError as exc:
-                raise CpuFault(f"{exc} at {self.where()}") from exc
-            if self._fault is not None or self._stop_reason is not None:
-                continue
-            if self._window_stopped:
-                # Cut short at an IRQ window: Unicorn reports no partial count, so the
-                # slice counts as one instruction (counting all of it would make guest
-                # time leap ahead at every poll).
-                self._window_stopped = False
-                self.clock.instructions += 1
-                continue
-            if self._sleeping:
-                # The BIOS waits: time moves on to the next timer event.
-                self._sleeping = False
-                self.idle_waits += 1
-                deadline = clock.next_deadline()
-                clock.instructions = deadline if deadline is not None else (
-                    clock.instructions + count)
-                continue
-            self._check_halt(count)
+                target = min(target, max(now + 1, limit))
+            if self._block_clock is not None:
+                self._run_native(target)
+            else:
+                self._run_count(target - now)
+
+    def _emu_start(self, count: int) -> None:
+        uc = self.uc
+        try:
+            uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), _FAR, 0, count)
+        except UcError as exc:
+            raise CpuFault(f"{exc} at {self.where()}") from exc
+
+    def _run_native(self, budget: int) -> None:
+        """One run under the native block clock, until ``budget`` or a stop."""
+        block_clock = self._block_clock
+        assert block_clock is not None
+        block_clock.arm(budget)
+        try:
+            self._emu_start(0)
+        finally:
+            by_budget = block_clock.disarm()
+        if by_budget:
+            self._halt_at = None
+            return
+        block_clock.stopped_at(self._linear_ip())
+        if self._fault is not None or self._stop_reason is not None:
+            return
+        if self._window_stopped:
+            self._window_stopped = False  # the count is exact: nothing to add
+            return
+        if self._sleeping:
+            self._sleeping = False
+            self.idle_waits += 1
+            deadline = self.clock.next_deadline()
+            if deadline is not None:
+                self.clock.advance_to(deadline)
+            return
+        # Nothing of ours stopped the engine and the budget was not spent: hlt.
+        ip = self._linear_ip()
+        if ip and self.ram[ip - 1] == 0xF4:
+            self.halted = True
+
+    def _run_count(self, count: int) -> None:
+        """One ``emu_start(count=...)`` slice (the fallback clock)."""
+        self._emu_start(count)
+        if self._fault is not None or self._stop_reason is not None:
+            return
+        if self._window_stopped:
+            # Cut short at an IRQ window: Unicorn reports no partial count, so the
+            # slice counts as one instruction (counting all of it would make guest
+            # time leap ahead at every poll).
+            self._window_stopped = False
+            self.clock.nudge(1)
+            return
+        if self._sleeping:
+            # The BIOS waits: time moves on to the next timer event.
+            self._sleeping = False
+            self.idle_waits += 1
+            deadline = self.clock.next_deadline()
+            self.clock.instructions = deadline if deadline is not None else (
+                self.clock.instructions + count)
+            return
+        self._check_halt(count)
 
     def _check_halt(self, count: int) -> None:
-        """Advance the clock after a slice and decide whether it ended in ``hlt``."""
+        """Count clock: advance the clock after a slice and decide whether it ended
+        in ``hlt`` (see the module docstring)."""
         ip = self._linear_ip()
         if ip == 0 or self.ram[ip - 1] != 0xF4:
-            self.clock.instructions += count
+            self.clock.nudge(count)
             self._halt_at = None
             return
         flags = self.uc.reg_read(X.UC_X86_REG_EFLAGS)
@@ -659,4 +659,4 @@ class Cpu:
             return
         # First sighting with IF clear: resume once to confirm (see module docstring).
         self._halt_at = ip
-        self.clock.instructions += 1
+        self.clock.nudge(1)

@@ -1,0 +1,99 @@
+/* The native block clock: a UC_HOOK_BLOCK callback that charges each translated
+ * block's instruction count to a counter and stops the engine when a budget is spent.
+ *
+ * Plain C with no Python and no Unicorn headers: the Python side (emu/pc/clock.py)
+ * loads this library with ctypes, hands it the addresses of libunicorn's own
+ * uc_emu_stop and uc_ctl (taken from the binding's loaded library), and registers
+ * bc_block_hook with uc_hook_add on the binding's engine handle, user data = the
+ * bc_state below.  The prototypes used are declared here from the Unicorn API's
+ * documented signatures (uc_cb_hookcode_t, uc_emu_stop, uc_ctl).
+ *
+ * Counting rule (deterministic: a pure function of the guest's execution):
+ *   - a block is charged when it is entered, with its exact instruction count, which
+ *     Unicorn 2.1.x reports for a translated block through
+ *     uc_ctl(UC_CTL_TB_REQUEST_CACHE) (uc_tb.icount; the lookup hits the engine's
+ *     jump cache because the block is the one being entered);
+ *   - when the counter has reached the budget at a block's entry, that block is not
+ *     charged and the engine stops before running it (Unicorn calls block hooks
+ *     ahead of the block's exit check), so a run overshoots its budget by less than
+ *     one block;
+ *   - a run that was stopped in the middle of a block (a code hook's stop) resumes in
+ *     the middle of it: the first block of the next run is not charged again when it
+ *     ends where the interrupted block ended (bc_state.resume_*), so the total stays
+ *     exact;
+ *   - a block left early by an exception is charged whole (documented in clock.py).
+ */
+
+#include <stdint.h>
+
+typedef int (*uc_emu_stop_fn)(void *uc);
+typedef int (*uc_ctl_fn)(void *uc, int control, ...);
+
+/* uc_tb as unicorn.h declares it: pc, icount, size. */
+struct uc_tb_view {
+    uint64_t pc;
+    uint16_t icount;
+    uint16_t size;
+};
+
+/* UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2): type 8, 2 arguments, read|write. */
+#define BC_CTL_TB_REQUEST_CACHE (8 | (2 << 26) | (3u << 30))
+
+struct bc_state {
+    uint64_t executed;     /* instructions charged so far (the clock, absolute) */
+    uint64_t budget;       /* stop at the first block entry with executed >= budget */
+    uint64_t blocks;       /* blocks charged (statistics) */
+    uint64_t resume_pc;    /* linear address a run resumes at inside a charged block */
+    uint64_t resume_end;   /* end (linear) of that block; 0 = no resume pending */
+    uint64_t last_pc;      /* the last block charged: start, end, instruction count */
+    uint64_t last_end;
+    uint32_t last_icount;
+    uint32_t budget_stop;  /* 1 when this hook stopped the engine for the budget */
+    uint32_t estimated;    /* blocks whose count had to be estimated from their size */
+    uint32_t exact;        /* 1: icount from the engine; 0: size-based estimate */
+    uc_emu_stop_fn emu_stop;
+    uc_ctl_fn ctl;
+};
+
+/* Average x86 instruction length used by the size-based estimate (bytes). */
+#define BC_ESTIMATE_BYTES 3
+
+void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
+{
+    struct bc_state *st = (struct bc_state *)user_data;
+    uint32_t icount = 0;
+    struct uc_tb_view tb;
+
+    if (st->executed >= st->budget) {
+        st->budget_stop = 1;
+        st->resume_end = 0;
+        st->emu_stop(uc);
+        return;
+    }
+    if (st->exact && st->ctl(uc, BC_CTL_TB_REQUEST_CACHE, address, &tb) == 0
+            && tb.pc == address) {
+        icount = tb.icount;
+    }
+    if (icount == 0) {
+        icount = size / BC_ESTIMATE_BYTES;
+        if (icount == 0)
+            icount = 1;
+        st->estimated++;
+    }
+    if (st->resume_end != 0) {
+        uint64_t end = st->resume_end;
+        st->resume_end = 0;
+        if (address == st->resume_pc && address + size == end) {
+            /* The tail of the block interrupted by the last stop: already charged. */
+            st->last_pc = address;
+            st->last_end = end;
+            st->last_icount = icount;
+            return;
+        }
+    }
+    st->executed += icount;
+    st->blocks++;
+    st->last_pc = address;
+    st->last_end = address + size;
+    st->last_icount = icount;
+}
