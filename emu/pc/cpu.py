@@ -190,6 +190,9 @@ class Cpu:
             ),
         ]
         self.reset_real_mode(0, 0)
+        # Guest time is a pure function of guest execution, the TSC included: a TSC
+        # calibrated against the 8254 (GRUB, SeaBIOS, iPXE) reads the same every run.
+        self.use_virtual_tsc()
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
