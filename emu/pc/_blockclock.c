@@ -16,7 +16,8 @@
  *   - when the counter has reached the budget at a block's entry, that block is not
  *     charged and the engine stops before running it (Unicorn calls block hooks
  *     ahead of the block's exit check), so a run overshoots its budget by less than
- *     one block;
+ *     one block; with exact_stop, a block that would cross the budget is not entered
+ *     either, and the caller steps its first instructions itself (budget_stop 2);
  *   - a run that was stopped in the middle of a block (a code hook's stop) resumes in
  *     the middle of it: the first block of the next run is not charged again when it
  *     ends where the interrupted block ended (bc_state.resume_*), so the total stays
@@ -48,9 +49,14 @@ struct bc_state {
     uint64_t last_pc;      /* the last block charged: start, end, instruction count */
     uint64_t last_end;
     uint32_t last_icount;
-    uint32_t budget_stop;  /* 1 when this hook stopped the engine for the budget */
+    uint32_t budget_stop;  /* 1: stopped at a block entry at/past the budget;
+                              2: stopped before a block that would cross it (exact_stop) */
     uint32_t estimated;    /* blocks whose count had to be estimated from their size */
     uint32_t exact;        /* 1: icount from the engine; 0: size-based estimate */
+    uint32_t exact_stop;   /* 1: do not enter a block that would cross the budget */
+    uint32_t partial_left; /* budget_stop 2: instructions of that block still allowed */
+    uint64_t partial_pc;   /* budget_stop 2: the block (start, end) */
+    uint64_t partial_end;
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
 };
@@ -64,9 +70,18 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
     uint32_t icount = 0;
     struct uc_tb_view tb;
 
+    if (st->resume_end != 0) {
+        uint64_t end = st->resume_end;
+        st->resume_end = 0;
+        if (address == st->resume_pc && address + size == end) {
+            /* The tail of a block already charged (or counted by the caller). */
+            st->last_pc = address;
+            st->last_end = end;
+            return;
+        }
+    }
     if (st->executed >= st->budget) {
         st->budget_stop = 1;
-        st->resume_end = 0;
         st->emu_stop(uc);
         return;
     }
@@ -80,16 +95,14 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
             icount = 1;
         st->estimated++;
     }
-    if (st->resume_end != 0) {
-        uint64_t end = st->resume_end;
-        st->resume_end = 0;
-        if (address == st->resume_pc && address + size == end) {
-            /* The tail of the block interrupted by the last stop: already charged. */
-            st->last_pc = address;
-            st->last_end = end;
-            st->last_icount = icount;
-            return;
-        }
+    if (st->exact_stop && st->executed + icount > st->budget) {
+        /* The caller runs the first partial_left instructions of this block itself. */
+        st->budget_stop = 2;
+        st->partial_left = (uint32_t)(st->budget - st->executed);
+        st->partial_pc = address;
+        st->partial_end = address + size;
+        st->emu_stop(uc);
+        return;
     }
     st->executed += icount;
     st->blocks++;

@@ -16,7 +16,10 @@ Two ways of counting, chosen per CPU (``EMU_CLOCK=native|count`` in the environm
     passed within the run.  The rule where a count cannot be exact:
 
     * a run stops at a block boundary, so it overshoots its budget by less than one
-      block (timers fire up to one block late, always the same block);
+      block (timers fire up to one block late, always the same block); the run
+      loop's own limit (``Cpu.run(max_instructions)``, hence ``--max-instructions``
+      and ``--guest-timeout``) is exact: the block that would cross it is stepped
+      with a code hook over that one block;
     * a block is charged when entered: a device that reads the clock from inside a
       block sees the whole block as done; a block left early by an exception (a
       fault, a triple fault report) stays charged whole;
@@ -67,6 +70,10 @@ class BlockClockState(ctypes.Structure):
         ("budget_stop", ctypes.c_uint32),
         ("estimated", ctypes.c_uint32),
         ("exact", ctypes.c_uint32),
+        ("exact_stop", ctypes.c_uint32),
+        ("partial_left", ctypes.c_uint32),
+        ("partial_pc", ctypes.c_uint64),
+        ("partial_end", ctypes.c_uint64),
         ("emu_stop", ctypes.c_void_p),
         ("ctl", ctypes.c_void_p),
     )
@@ -202,15 +209,19 @@ class BlockClock:
         if status != 0:
             raise ClockUnavailable(f"uc_hook_add for the block clock failed ({status})")
 
-    def arm(self, budget: int) -> None:
-        """Stop at the first block entry with the count at or past ``budget``."""
+    def arm(self, budget: int, exact: bool = False) -> None:
+        """Stop at the first block entry with the count at or past ``budget``; with
+        ``exact``, before a block that would cross it (see :meth:`Cpu._run_native`)."""
         self.state.budget = budget
         self.state.budget_stop = 0
+        self.state.exact_stop = int(exact)
 
-    def disarm(self) -> bool:
-        """After a run: did the budget end it?  (Leaves the budget unlimited.)"""
+    def disarm(self) -> int:
+        """After a run: 0 if the budget did not end it, 1 if it stopped at a block entry
+        at or past the budget, 2 if it stopped before a block that would cross it."""
         self.state.budget = _UNLIMITED
-        return bool(self.state.budget_stop)
+        self.state.exact_stop = 0
+        return int(self.state.budget_stop)
 
     def stopped_at(self, linear_ip: int) -> None:
         """A run ended off a budget boundary at ``linear_ip``: if that is inside the
@@ -221,3 +232,9 @@ class BlockClock:
             state.resume_end = state.last_end
         else:
             state.resume_end = 0
+
+    def skip_first_block(self, start: int, end: int) -> None:
+        """The next run's first block ``[start, end)`` is counted by the caller."""
+        self.state.resume_pc = start
+        self.state.resume_end = end
+        self.state.last_end = 0

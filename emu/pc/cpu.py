@@ -190,9 +190,6 @@ class Cpu:
             ),
         ]
         self.reset_real_mode(0, 0)
-        # Guest time is a pure function of guest execution, the TSC included: a TSC
-        # calibrated against the 8254 (GRUB, SeaBIOS, iPXE) reads the same every run.
-        self.use_virtual_tsc()
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
@@ -579,7 +576,7 @@ class Cpu:
             if limit is not None:
                 target = min(target, max(now + 1, limit))
             if self._block_clock is not None:
-                self._run_native(target)
+                self._run_native(target, exact=limit is not None and target == limit)
             else:
                 self._run_count(target - now)
 
@@ -590,15 +587,23 @@ class Cpu:
         except UcError as exc:
             raise CpuFault(f"{exc} at {self.where()}") from exc
 
-    def _run_native(self, budget: int) -> None:
-        """One run under the native block clock, until ``budget`` or a stop."""
+    def _run_native(self, budget: int, exact: bool = False) -> None:
+        """One run under the native block clock, until ``budget`` or a stop.
+
+        ``exact`` (the caller's own limit): the block that would cross the budget is
+        not entered by the block clock; :meth:`_step_partial_block` runs its first
+        instructions under a code hook over that one block, so the run ends on the
+        budget exactly.
+        """
         block_clock = self._block_clock
         assert block_clock is not None
-        block_clock.arm(budget)
+        block_clock.arm(budget, exact)
         try:
             self._emu_start(0)
         finally:
             by_budget = block_clock.disarm()
+        if by_budget == 2:
+            by_budget = self._step_partial_block()
         if by_budget:
             self._halt_at = None
             return
@@ -619,6 +624,38 @@ class Cpu:
         ip = self._linear_ip()
         if ip and self.ram[ip - 1] == 0xF4:
             self.halted = True
+
+    def _step_partial_block(self) -> int:
+        """Run the first ``partial_left`` instructions of the block the native clock
+        stopped before; returns 1 if the run ended on the budget (else 0: a hook or a
+        ``hlt`` ended it first, and the usual checks apply)."""
+        block_clock = self._block_clock
+        assert block_clock is not None
+        state = block_clock.state
+        left, start, end = state.partial_left, state.partial_pc, state.partial_end
+        stepped = [0, False]
+
+        def count(uc: Uc, _address: int, _size: int, _user: object) -> None:
+            if stepped[0] == left:
+                stepped[1] = True
+                uc.emu_stop()  # before the instruction: it does not run
+                return
+            stepped[0] += 1
+
+        uc = self.uc
+        hook = uc.hook_add(UC_HOOK_CODE, count, None, start, end - 1)
+        uc.ctl_remove_cache(start, end)  # translate the block again, with the hook
+        block_clock.skip_first_block(start, end)
+        block_clock.arm(state.executed)  # leaving the block ends the run too
+        try:
+            self._emu_start(0)
+        finally:
+            by_budget = block_clock.disarm()
+            uc.hook_del(hook)
+            uc.ctl_remove_cache(start, end)
+            state.resume_end = 0
+            self.clock.nudge(stepped[0])
+        return 1 if stepped[1] or by_budget else 0
 
     def _run_count(self, count: int) -> None:
         """One ``emu_start(count=...)`` slice (the fallback clock)."""
