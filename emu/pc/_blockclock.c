@@ -25,6 +25,7 @@
  *   - a block left early by an exception is charged whole (documented in clock.py).
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef int (*uc_emu_stop_fn)(void *uc);
@@ -109,4 +110,61 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
     st->last_pc = address;
     st->last_end = address + size;
     st->last_icount = icount;
+}
+
+/* The TLB fill hook (UC_HOOK_TLB_FILL with the engine in UC_TLB_VIRTUAL mode), for a
+ * guest running without paging, where linear addresses are physical ones.
+ *
+ * Why: Unicorn 2.1.4 takes the slow store path (notdirty_write) for every store through
+ * a TLB entry that also allows instruction fetches, and the x86 TLB fill of a CPU without
+ * paging makes every entry executable: guest stores run 10-20 times slower than loads.
+ * Here a data access gets a read/write entry and only a fetch gets an executable one, so
+ * a page that holds no translated code is marked dirty after its first store and later
+ * stores take the fast path; a page with code keeps taking the slow path, which is what
+ * detects self-modifying code.  Region permissions are still checked by the engine.
+ *
+ * When the guest turns paging on (CR0.PG), this hook cannot walk page tables: it switches
+ * the engine back to its own TLB (UC_TLB_CPU) and fails the fill, which ends the run with
+ * an error the caller recognises by `switched`; the access is restarted under the CPU TLB.
+ */
+
+typedef int (*uc_reg_read_fn)(void *uc, int regid, void *value);
+
+struct uc_tlb_entry_view {
+    uint64_t paddr;
+    int perms;
+};
+
+struct bc_tlb {
+    uc_reg_read_fn reg_read;
+    uc_ctl_fn ctl;
+    int cr0_regid;         /* UC_X86_REG_CR0 */
+    uint32_t switched;     /* 1 once paging was seen and the engine's TLB restored */
+    uint64_t fills;
+};
+
+#define BC_PROT_READ 1
+#define BC_PROT_WRITE 2
+#define BC_PROT_EXEC 4
+#define BC_MEM_FETCH 18      /* uc_mem_type UC_MEM_FETCH */
+#define BC_CR0_PG 0x80000000u
+/* UC_CTL_WRITE(UC_CTL_TLB_TYPE, 1): type 12, 1 argument, write; UC_TLB_CPU = 0. */
+#define BC_CTL_TLB_TYPE (12 | (1 << 26) | (1u << 30))
+
+bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *entry,
+                 void *user_data)
+{
+    struct bc_tlb *t = (struct bc_tlb *)user_data;
+    uint64_t cr0 = 0;
+
+    t->fills++;
+    if (t->reg_read(uc, t->cr0_regid, &cr0) != 0 || (cr0 & BC_CR0_PG)) {
+        t->ctl(uc, BC_CTL_TLB_TYPE, 0);
+        t->switched = 1;
+        return false;
+    }
+    entry->paddr = vaddr & ~(uint64_t)0xFFF;
+    entry->perms = type == BC_MEM_FETCH ? (BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC)
+                                        : (BC_PROT_READ | BC_PROT_WRITE);
+    return true;
 }

@@ -71,6 +71,8 @@ from emu.pc.clock import DEFAULT_IPS, BlockClock, VirtualClock, default_mode
 from emu.pc.clock import Timer as Timer  # re-exported: the old home of the clock
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
+from emu.pc.tlb import NativeTlb
+from emu.pc.tlb import wanted as tlb_wanted
 
 CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
@@ -183,13 +185,28 @@ class Cpu:
             self.uc.hook_add(UC_HOOK_INSN, self._hook_in, None, 1, 0, X.UC_X86_INS_IN),
             self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
             self.uc.hook_add(UC_HOOK_INTR, self._hook_intr),
-            self.uc.hook_add(
-                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
-                | UC_HOOK_MEM_FETCH_UNMAPPED,
-                self._hook_unmapped,
-            ),
         ]
+        # Fault reports for accesses where nothing is mapped.  The hooks cover only the
+        # ranges outside RAM: a memory hook over a RAM address keeps every store to it
+        # on Unicorn's slow path (emu/pc/tlb.py), and these can only fire outside RAM.
+        for begin, end in self._fault_hook_ranges(ram_ranges or [(0, memory.size)]):
+            self._hooks.append(self.uc.hook_add(
+                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                | UC_HOOK_MEM_FETCH_UNMAPPED, self._hook_unmapped, None, begin, end))
+        self.tlb = NativeTlb(self.uc) if tlb_wanted() else None
+        """The fast-store TLB fill while paging is off (None: the engine's own TLB)."""
         self.reset_real_mode(0, 0)
+
+    @staticmethod
+    def _fault_hook_ranges(ram: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Inclusive ``(begin, end)`` ranges of the address space outside ``ram``."""
+        ranges, at = [], 0
+        for base, length in sorted(ram):
+            if base > at:
+                ranges.append((at, base - 1))
+            at = max(at, base + length)
+        ranges.append((at, (1 << 64) - 1))
+        return ranges
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
@@ -582,10 +599,17 @@ class Cpu:
 
     def _emu_start(self, count: int) -> None:
         uc = self.uc
-        try:
-            uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), _FAR, 0, count)
-        except UcError as exc:
-            raise CpuFault(f"{exc} at {self.where()}") from exc
+        while True:
+            try:
+                uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), _FAR, 0, count)
+                return
+            except UcError as exc:
+                if self.tlb is None or not self.tlb.recover():
+                    raise CpuFault(f"{exc} at {self.where()}") from exc
+            # Paging came on: the engine's own TLB takes over; the access that found
+            # out is restarted (its block's tail is not charged twice).
+            if self._block_clock is not None:
+                self._block_clock.stopped_at(self._linear_ip())
 
     def _run_native(self, budget: int, exact: bool = False) -> None:
         """One run under the native block clock, until ``budget`` or a stop.
