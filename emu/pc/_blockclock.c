@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef int (*uc_emu_stop_fn)(void *uc);
 typedef int (*uc_ctl_fn)(void *uc, int control, ...);
@@ -40,6 +41,20 @@ struct uc_tb_view {
 
 /* UC_CTL_READ_WRITE(UC_CTL_TB_REQUEST_CACHE, 2): type 8, 2 arguments, read|write. */
 #define BC_CTL_TB_REQUEST_CACHE (8 | (2 << 26) | (3u << 30))
+
+/* A direct-mapped cache of block instruction counts, so most blocks are counted without a
+ * call into the engine.  An entry is trusted only while the guest runs without paging
+ * (linear = physical, so the block's bytes are in `ram`) and when the block has the same
+ * start, byte size and first and last 8 bytes as when it was counted: code rewritten in
+ * place is asked about again. */
+#define BC_CACHE_SIZE 8192
+struct bc_cache_entry {
+    uint64_t pc;
+    uint64_t head;
+    uint64_t tail;
+    uint32_t size;
+    uint32_t icount;
+};
 
 struct bc_state {
     uint64_t executed;     /* instructions charged so far (the clock, absolute) */
@@ -60,7 +75,25 @@ struct bc_state {
     uint64_t partial_end;
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
+    const uint8_t *ram;    /* guest RAM below the PCI hole (linear = physical there) */
+    uint64_t ram_size;
+    const uint32_t *paging; /* the TLB fill's `switched` flag; NULL: no count cache */
+    uint64_t cache_hits;
+    struct bc_cache_entry *cache; /* BC_CACHE_SIZE entries, owned by the caller */
 };
+
+
+
+static void bc_block_bytes(const struct bc_state *st, uint64_t pc, uint32_t size,
+                           uint64_t *head, uint64_t *tail)
+{
+    const uint8_t *code = st->ram + pc;
+    uint32_t n = size < 8 ? size : 8;
+    *head = 0;
+    *tail = 0;
+    memcpy(head, code, n);
+    memcpy(tail, code + size - n, n);
+}
 
 /* Average x86 instruction length used by the size-based estimate (bytes). */
 #define BC_ESTIMATE_BYTES 3
@@ -86,9 +119,29 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
         st->emu_stop(uc);
         return;
     }
-    if (st->exact && st->ctl(uc, BC_CTL_TB_REQUEST_CACHE, address, &tb) == 0
-            && tb.pc == address) {
-        icount = tb.icount;
+    if (st->exact) {
+        int cacheable = st->cache != NULL && st->paging != NULL && !*st->paging && size > 0
+                        && address + size <= st->ram_size;
+        struct bc_cache_entry *e = &st->cache[(address ^ (address >> 13)) % BC_CACHE_SIZE];
+        uint64_t head = 0, tail = 0;
+        if (cacheable) {
+            bc_block_bytes(st, address, size, &head, &tail);
+            if (e->pc == address && e->size == size && e->head == head && e->tail == tail) {
+                icount = e->icount;
+                st->cache_hits++;
+            }
+        }
+        if (icount == 0 && st->ctl(uc, BC_CTL_TB_REQUEST_CACHE, address, &tb) == 0
+                && tb.pc == address) {
+            icount = tb.icount;
+            if (cacheable) {
+                e->pc = address;
+                e->size = size;
+                e->head = head;
+                e->tail = tail;
+                e->icount = icount;
+            }
+        }
     }
     if (icount == 0) {
         icount = size / BC_ESTIMATE_BYTES;
@@ -141,6 +194,8 @@ struct bc_tlb {
     int cr0_regid;         /* UC_X86_REG_CR0 */
     uint32_t switched;     /* 1 once paging was seen and the engine's TLB restored */
     uint64_t fills;
+    uint64_t last_vaddr;   /* the last fill (diagnostics) */
+    int last_type;
 };
 
 #define BC_PROT_READ 1
@@ -158,12 +213,16 @@ bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *e
     uint64_t cr0 = 0;
 
     t->fills++;
+    t->last_vaddr = vaddr;
+    t->last_type = type;
     if (t->reg_read(uc, t->cr0_regid, &cr0) != 0 || (cr0 & BC_CR0_PG)) {
         t->ctl(uc, BC_CTL_TLB_TYPE, 0);
         t->switched = 1;
         return false;
     }
-    entry->paddr = vaddr & ~(uint64_t)0xFFF;
+    /* Without paging there is no long mode: linear addresses are 32 bits (a segment base
+     * plus an offset can carry past bit 31 in the engine's 64-bit arithmetic). */
+    entry->paddr = vaddr & 0xFFFFF000u;
     entry->perms = type == BC_MEM_FETCH ? (BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC)
                                         : (BC_PROT_READ | BC_PROT_WRITE);
     return true;

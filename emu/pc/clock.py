@@ -15,6 +15,10 @@ Two ways of counting, chosen per CPU (``EMU_CLOCK=native|count`` in the environm
     chained; the counter is live, so a device read inside a hook sees time that has
     passed within the run.  The rule where a count cannot be exact:
 
+    * block counts are remembered (a direct-mapped cache per engine) while the guest
+      runs without paging, and trusted again only for a block with the same start,
+      byte size and first and last 8 bytes: code rewritten in place with all four
+      unchanged but other instruction boundaries would be counted with the old count;
     * a run stops at a block boundary, so it overshoots its budget by less than one
       block (timers fire up to one block late, always the same block); the run
       loop's own limit (``Cpu.run(max_instructions)``, hence ``--max-instructions``
@@ -55,6 +59,22 @@ class ClockUnavailable(RuntimeError):
     """``EMU_CLOCK=native`` was asked for and the helper library is not built."""
 
 
+CACHE_SIZE = 8192
+"""Entries of the block-count cache (``BC_CACHE_SIZE`` in ``_blockclock.c``)."""
+
+
+class CacheEntry(ctypes.Structure):
+    """``struct bc_cache_entry``: a counted block, known by its start, size and end bytes."""
+
+    _fields_ = (
+        ("pc", ctypes.c_uint64),
+        ("head", ctypes.c_uint64),
+        ("tail", ctypes.c_uint64),
+        ("size", ctypes.c_uint32),
+        ("icount", ctypes.c_uint32),
+    )
+
+
 class BlockClockState(ctypes.Structure):
     """``struct bc_state`` of ``_blockclock.c``, field for field."""
 
@@ -76,6 +96,11 @@ class BlockClockState(ctypes.Structure):
         ("partial_end", ctypes.c_uint64),
         ("emu_stop", ctypes.c_void_p),
         ("ctl", ctypes.c_void_p),
+        ("ram", ctypes.c_void_p),
+        ("ram_size", ctypes.c_uint64),
+        ("paging", ctypes.c_void_p),
+        ("cache_hits", ctypes.c_uint64),
+        ("cache", ctypes.c_void_p),
     )
 
 
@@ -198,6 +223,12 @@ class BlockClock:
 
         self.state = state = clock.state
         state.exact = 1
+        self._cache = (CacheEntry * CACHE_SIZE)()
+        state.cache = ctypes.addressof(self._cache)
+        self.paging = ctypes.c_uint32(1)
+        """Set by the CPU before each run from CR0.PG when no fast-store TLB tracks it
+        (the cache is used only while it is 0; paging turned on inside a run is seen at
+        the next run)."""
         state.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
         state.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
         self._uc = uc
@@ -208,6 +239,15 @@ class BlockClock:
             hook, ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
         if status != 0:
             raise ClockUnavailable(f"uc_hook_add for the block clock failed ({status})")
+
+    def use_count_cache(self, ram: int, ram_size: int, paging_flag: int | None = None) -> None:
+        """Count blocks from the cache while ``*paging_flag`` is 0 (no paging: linear =
+        physical), reading code bytes at ``ram``; the flag is the fast-store TLB's
+        ``switched``, or else :attr:`paging`."""
+        self.state.ram = ram
+        self.state.ram_size = ram_size
+        self.state.paging = (paging_flag if paging_flag is not None
+                             else ctypes.addressof(self.paging))
 
     def arm(self, budget: int, exact: bool = False) -> None:
         """Stop at the first block entry with the count at or past ``budget``; with

@@ -195,6 +195,11 @@ class Cpu:
                 | UC_HOOK_MEM_FETCH_UNMAPPED, self._hook_unmapped, None, begin, end))
         self.tlb = NativeTlb(self.uc) if tlb_wanted() else None
         """The fast-store TLB fill while paging is off (None: the engine's own TLB)."""
+        if self._block_clock is not None:
+            low = min(memory.size, (ram_ranges or [(0, memory.size)])[0][1])
+            self._block_clock.use_count_cache(
+                self.ram.ctypes.data, low,
+                self.tlb.switched_address() if self.tlb is not None else None)
         self.reset_real_mode(0, 0)
 
     @staticmethod
@@ -621,6 +626,8 @@ class Cpu:
         """
         block_clock = self._block_clock
         assert block_clock is not None
+        if self.tlb is None:
+            block_clock.paging.value = self.uc.reg_read(X.UC_X86_REG_CR0) >> 31
         block_clock.arm(budget, exact)
         try:
             self._emu_start(0)

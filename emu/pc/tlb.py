@@ -24,8 +24,13 @@ What the emulator does about it, without patching Unicorn:
   that :meth:`NativeTlb.recover` recognises, and the access is restarted.  From then on
   stores are slow again (the documented limit: fixing it needs the upstream change).
 
-``EMU_TLB=cpu`` keeps the engine's own TLB throughout (for comparison, and the fallback
-when the helper is not built).
+Opt-in (``EMU_TLB=virtual``; the default is ``cpu``, the engine's own TLB): with it, the
+Debian 6.1 kernel's decompressor (32-bit protected mode, no paging, 512 MiB) stops with
+``UC_ERR_WRITE_UNMAPPED`` right after it sets CR4.PAE, while ISOLINUX, GRUB, iPXE and
+SeaBIOS boot unchanged (same instruction counts, same screens).  The failure needs the fast
+store path: with any memory hook over the low 128 MiB (which keeps stores there slow) the
+kernel boots.  TODO(unicorn 2.1.4 cputlb.c): find which store loses its mapping before
+making this the default.
 """
 
 from __future__ import annotations
@@ -47,12 +52,14 @@ class TlbState(ctypes.Structure):
         ("cr0_regid", ctypes.c_int),
         ("switched", ctypes.c_uint32),
         ("fills", ctypes.c_uint64),
+        ("last_vaddr", ctypes.c_uint64),
+        ("last_type", ctypes.c_int),
     )
 
 
 def wanted() -> bool:
-    """Use the virtual TLB unless ``EMU_TLB=cpu`` or the helper is missing."""
-    return (os.environ.get(TLB_ENV, "").strip().lower() != "cpu"
+    """Use the virtual TLB when ``EMU_TLB=virtual`` (and the helper is built)."""
+    return (os.environ.get(TLB_ENV, "").strip().lower() == "virtual"
             and _load_helper() is not None)
 
 
@@ -81,6 +88,10 @@ class NativeTlb:
             raise RuntimeError(f"uc_hook_add for the TLB fill failed ({status})")
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self.virtual = True
+
+    def switched_address(self) -> int:
+        """Where ``switched`` lives (the block clock reads it: no paging while it is 0)."""
+        return ctypes.addressof(self.state) + TlbState.switched.offset
 
     def recover(self) -> bool:
         """After a failed run: was it the switch to the engine's TLB (paging turned on)?
