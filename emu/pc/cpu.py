@@ -9,10 +9,13 @@ is ours.  Each piece below answers one of the pitfalls recorded in
   bases are selector × 16, 16-bit default sizes), and it survives resumption
   with a full 32-bit EIP, which ``UC_MODE_16`` does not.  The guest's own
   real↔protected switches work unchanged.
-* **No ``timeout=`` preemption** (pitfall 2).  The run loop slices execution
-  with ``emu_start(count=N)``; the only other stops are cooperative
-  (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).
-  Completed slices advance a :class:`VirtualClock`, so runs are deterministic.
+* **No ``timeout=`` preemption** (pitfall 2).  Runs end at an instruction budget
+  kept by the virtual clock (:mod:`emu.pc.clock`): by default the native block
+  clock, a C block hook that counts each block's instructions and stops the
+  engine itself, so blocks stay chained; or ``emu_start(count=N)`` slices
+  (``EMU_CLOCK=count``).  The only other stops are cooperative
+  (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).  Guest
+  time is a pure function of guest execution, so runs are deterministic.
 * **Interrupt delivery is ours** (pitfall 3).  Unicorn reports every ``int n``
   at ``UC_HOOK_INTR`` with EIP already past the instruction and delivers
   nothing.  Real mode: push FLAGS, CS, IP; clear IF/TF/AC; load CS:IP from the
@@ -35,9 +38,10 @@ for Unicorn to store at ES:EDI, writes the rest straight into RAM, and leaves
 ECX = 1 and EDI advanced so the interpreter's own final iteration finishes the
 instruction with exact ECX, EDI and direction-flag semantics.
 
-``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte and no way to
-tell it from a count stop after an instruction ending in F4 (for example
-``mov eax, [ebp-0Ch]``).  With IF set the difference is harmless (the clock
+``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte.  The native clock
+knows whether its budget stopped the run, so anything else ending a run on an F4 is
+a ``hlt``.  Under the count clock there is no way to tell a ``hlt`` from a count stop
+after an instruction ending in F4 (for example ``mov eax, [ebp-0Ch]``).  With IF set the difference is harmless (the clock
 skips to the next timer tick).  With IF clear the CPU is only called halted
 after it stops at the same ``F4`` again on resumption, which a real halt loop
 (``hlt; jmp $-1``) does at once and a count stop practically never does.
