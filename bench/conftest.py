@@ -9,11 +9,14 @@ printed after pytest-benchmark's own tables.
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from emu.tools.bench import Rig
 
 RESULTS: dict[str, dict[str, float]] = {}
+EXTRA: dict[str, dict[str, object]] = {}
 TARGETS: dict[str, str] = {}
 
 
@@ -39,6 +42,23 @@ def record(benchmark):
     return run
 
 
+@pytest.fixture
+def record_pair():
+    """Call ``record_pair(group, emu_times, baseline_times, target="", **info)`` for pairs
+    timed by hand (whole processes, unbounded engines): medians go to the ratio table,
+    every figure to ``EXTRA`` (printed after it)."""
+
+    def run(group: str, emu_times, raw_times, target: str = "", **info) -> None:
+        emu, raw = statistics.median(emu_times), statistics.median(raw_times)
+        RESULTS.setdefault(group, {}).update(emu=emu, raw=raw)
+        if target:
+            TARGETS[group] = target
+        EXTRA[group] = {"emu_s": [round(t, 3) for t in emu_times],
+                        "baseline_s": [round(t, 3) for t in raw_times], **info}
+
+    return run
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if not RESULTS:
         return
@@ -53,3 +73,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
         base = f"{raw * 1e6:9.1f}µs" if raw else f"{'':>11}"
         ratio = f"{raw / emu:6.2f}×" if raw else f"{'':>7}"
         tr.write_line(f"{group:<28} {emu * 1e6:9.1f}µs {base} {ratio}  {TARGETS.get(group, '')}")
+    for group in sorted(EXTRA):
+        tr.write_line(f"{group}: {EXTRA[group]}")

@@ -15,6 +15,21 @@ from images.builders import build_patterned_iso, pattern_bytes, pattern_extent
 from tests.guest import Guest
 
 
+@pytest.fixture(params=["native", "count"])
+def both_clocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with each virtual clock (emu/pc/clock.py): the native block
+    clock and the ``count=`` slicing fallback.  Modules that boot guests use it with
+    ``pytestmark = pytest.mark.usefixtures("both_clocks")``; the environment variable
+    reaches CPUs built in the test and ``emu`` subprocesses alike."""
+    from emu.pc.clock import CLOCK_ENV, native_available
+
+    if request.param == "native":
+        # Built at install time with the machine's C compiler: its absence is a failure.
+        assert native_available(), "the native block clock (emu/pc/_blockclock.c) is not built"
+    monkeypatch.setenv(CLOCK_ENV, request.param)
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def patterned_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bootable ISO with a 64-sector patterned file, padded to 200 sectors."""

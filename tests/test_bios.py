@@ -12,7 +12,8 @@ from emu.pc.keyboard import key_code, parse_keys
 from images.emulation import build_floppy_boot_iso
 from tests.test_cpu import NASM, assemble
 
-pytestmark = pytest.mark.skipif(NASM is None, reason="nasm is not installed")
+pytestmark = [pytest.mark.usefixtures("both_clocks"),  # every boot, with each clock
+              pytest.mark.skipif(NASM is None, reason="nasm is not installed")]
 
 OUT = 0x600
 """Where the test programs store results."""

@@ -32,6 +32,7 @@ from images.loaders import (
     grub_rescue_iso,
 )
 
+pytestmark = pytest.mark.usefixtures("both_clocks")  # every boot, with each clock
 XORRISO = shutil.which("xorriso")
 
 

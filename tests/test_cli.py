@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from emu.tools.cli import SAMPLE_ISO, hexdump, main
 from tests.conftest import expected
+
+pytestmark = pytest.mark.usefixtures("both_clocks")  # every boot, with each clock
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

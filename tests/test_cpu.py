@@ -20,6 +20,8 @@ from emu.pc.cpu import Cpu, StopReason
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
 
+pytestmark = pytest.mark.usefixtures("both_clocks")  # every boot, with each clock
+
 NASM = shutil.which("nasm")
 needs_nasm = pytest.mark.skipif(NASM is None, reason="nasm is not installed")
 
@@ -122,21 +124,38 @@ halt:
 
 
 @needs_nasm
-def test_run_slices_by_count_and_never_passes_a_timeout(tmp_path, monkeypatch):
+def test_runs_never_pass_a_timeout_and_stop_at_their_instruction_budget(tmp_path, monkeypatch):
+    """Pitfall 2: no ``timeout=`` preemption, ever.  Time is the instruction count:
+    a 6 M-instruction loop under a 1 M limit stops at exactly 1 M with either clock
+    (the native clock steps the block that crosses the limit), and the native
+    clock's count of a finished program is exact."""
     cpu, memory, _ = make_cpu()
-    calls: list[tuple[int, int]] = []
+    timeouts: list[int] = []
     real_start = cpu.uc.emu_start
 
     def spy(begin, until, timeout=0, count=0):
-        calls.append((timeout, count))
+        timeouts.append(timeout)
         return real_start(begin, until, timeout, count)
 
     monkeypatch.setattr(cpu.uc, "emu_start", spy)
+    # 1 (mov) + 3,000,000 x 2 (dec, jnz) + cli + hlt = 6,000,003 instructions.
     code = assemble("bits 16\nmov ecx, 3000000\nl: dec ecx\njnz l\n"
                     "halt: cli\nhlt\njmp halt\n", tmp_path)
-    assert run_at(cpu, memory, code, limit=50_000_000) is StopReason.HALTED
-    assert len(calls) >= 3  # 6 M instructions: several slices
-    assert all(timeout == 0 and 0 < count <= cpu_module.MAX_SLICE for timeout, count in calls)
+    memory.write(0x7C00, code)
+    cpu.reset_real_mode(0, 0x7C00, ss=0, sp=0x7000)
+    first = cpu.run(1_000_000)
+    assert first.reason is StopReason.INSTRUCTION_LIMIT
+    assert first.instructions == 1_000_000
+    assert cpu.reg("ecx") == 2_500_000  # mov, 499,999 dec/jnz pairs, one more dec
+    rest = cpu.run(50_000_000)
+    assert rest.reason is StopReason.HALTED
+    total = first.instructions + rest.instructions
+    if cpu.clock_mode == "native":
+        assert total == 6_000_003  # every block charged with its exact count
+    else:
+        # count= slices: the slice that ends in hlt reports no partial count.
+        assert 1_000_000 < total <= 6_000_003
+    assert len(timeouts) >= 3 and set(timeouts) == {0}
 
 
 @needs_nasm

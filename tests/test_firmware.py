@@ -16,6 +16,8 @@ from emu.pc.machine import Machine
 from images.builders import build_patterned_iso
 from tests.conftest import expected
 
+pytestmark = pytest.mark.usefixtures("both_clocks")  # every boot, with each clock
+
 
 def boot(machine: Machine):
     return firmware_boot(AtaHostDriver(machine.ports, machine.memory))

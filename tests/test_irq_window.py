@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from devices.platform.pic import Pic8259Pair
 from emu.pc.cpu import StopReason
 from tests.test_cpu import assemble, make_cpu, needs_nasm
+
+pytestmark = pytest.mark.usefixtures("both_clocks")  # every boot, with each clock
 
 WINDOW = 0x10000
 

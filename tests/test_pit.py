@@ -46,21 +46,64 @@ def test_latch_and_read_counts_down() -> None:
     assert (first - second) % 0x10000 >= PIT_HZ // 1000 - 5
 
 
-def test_channel2_gate_and_out_on_port61() -> None:
-    """The calibration loop of firmware: mode 0 on counter 2, gate on, poll bit 5 of 61h."""
+def _calibration_poll(fast_forward: bool, body: int = 0) -> tuple[list[int], int, int]:
+    """The calibration loop of firmware: mode 0 on counter 2 (4095 counts ≈ 3.4 ms),
+    gate on, poll bit 5 of 61h (each iteration ``body`` instructions besides the read).
+    Returns the values read, the clock when OUT went high and the clock at gate-on."""
     clock, _, pit, _ = _pit()
+    pit.fast_forward = fast_forward
     pit.write(0x61, 1, 0x00)
     pit.write(0x43, 1, 0xB0)  # counter 2, LSB/MSB, mode 0
     pit.write(0x42, 1, 0xFF)
-    pit.write(0x42, 1, 0x0F)  # 4095 counts ≈ 3.4 ms
+    pit.write(0x42, 1, 0x0F)
     pit.write(0x61, 1, 0x01)  # gate on
-    assert not pit.read(0x61, 1) & 0x20
-    polls = 0
+    started = clock.instructions
+    values = [pit.read(0x61, 1)]
+    while not values[-1] & 0x20:
+        clock.nudge(body)
+        values.append(pit.read(0x61, 1))
+        assert len(values) < 10_000
+    ended = clock.instructions
+    assert pit.read(0x61, 1) & 0x01  # the gate bit reads back
+    return values, ended, started
+
+
+def test_channel2_gate_and_out_on_port61() -> None:
+    values, _, _ = _calibration_poll(fast_forward=False)
+    assert 3000 <= len(values) <= 3500  # each poll is one virtual microsecond
+
+
+def test_a_busy_wait_on_port61_skips_to_the_out_edge_and_sees_what_a_slow_loop_sees() -> None:
+    slow, slow_end, slow_start = _calibration_poll(fast_forward=False)
+    fast, fast_end, fast_start = _calibration_poll(fast_forward=True, body=7)
+    # Fewer reads of the unchanged value; the same kinds of values in the same order.
+    assert len(fast) <= 3 < 3000 <= len(slow)
+    assert [v & 0x2F for v in fast] == [v & 0x2F for v in slow[: len(fast) - 1]] + [slow[-1] & 0x2F]
+    for seq in (fast, slow):  # the refresh bit toggles on every read, as before
+        assert all((a ^ b) & 0x10 for a, b in zip(seq, seq[1:], strict=False))
+    # OUT goes high at the same virtual time: 4095 ticks of 1.193182 MHz after gate-on,
+    # so a CPU calibrated against this loop measures the same speed either way.
+    expected = 4095 * 100_000_000 // 1_193_182
+    assert abs((fast_end - fast_start) - expected) <= 2
+    assert abs((slow_end - slow_start) - expected) <= 100  # one poll's nudge
+
+
+def test_the_fast_forward_stops_at_the_next_timer_deadline() -> None:
+    clock, _, pit, _ = _pit()
+    pit.write(0x43, 1, 0x34)  # counter 0, LSB/MSB, mode 2: IRQ 0 every 1000 counts
+    pit.write(0x40, 1, 0xE8)
+    pit.write(0x40, 1, 0x03)
+    pit.write(0x43, 1, 0xB0)
+    pit.write(0x42, 1, 0xFF)
+    pit.write(0x42, 1, 0xFF)  # 65535 counts ≈ 55 ms: far past IRQ 0's next tick
+    pit.write(0x61, 1, 0x01)
+    tick = pit.deadline
+    assert tick is not None
     while not pit.read(0x61, 1) & 0x20:
-        polls += 1
-        assert polls < 10_000
-    assert 3000 <= polls <= 3500  # each poll is one virtual microsecond
-    assert pit.read(0x61, 1) & 0x01
+        assert clock.instructions <= tick  # never skips over a timer's deadline
+        if clock.instructions == tick:
+            break
+    assert clock.instructions == tick and pit.fast_forwards >= 1
 
 
 def test_port61_refresh_toggles() -> None:

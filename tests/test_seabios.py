@@ -29,8 +29,9 @@ from emu.pc.screen import TextScraper
 from images.builders import SAMPLE_PATH
 from tests.test_boot import grub_iso, isolinux_iso  # noqa: F401 - module fixtures
 
-pytestmark = pytest.mark.skipif(not SEABIOS_BIN.exists(),
-                                reason="/usr/share/seabios/bios.bin is not installed")
+pytestmark = [pytest.mark.usefixtures("both_clocks"),  # every boot, with each clock
+              pytest.mark.skipif(not SEABIOS_BIN.exists(),
+                                reason="/usr/share/seabios/bios.bin is not installed")]
 
 MODEL = "EMU Virtual DVD-ROM"
 SENSE_BYTES = 18

@@ -15,6 +15,18 @@ itself as a timer on that clock and pulses its IRQ line at each terminal
 count.  A polling read of a counter or of port 61h nudges the clock by one
 microsecond, so a guest's busy-wait sees time pass even inside one CPU
 slice.
+
+Busy-wait fast-forward: firmware and loaders time delays and calibrate the CPU by
+polling port 61h until counter 2's OUT (bit 5) changes — GRUB reads it ~55,000 times
+to time 50 ms, iPXE ~250,000 times in its delays.  When a read of 61h follows another
+read of 61h within :data:`POLL_WINDOW` instructions, with no PIT write between and OUT
+unchanged, the guest is polling a timer that cannot change before virtual time
+reaches its next OUT edge; the clock is moved to that edge (never past the next
+timer deadline on the clock, so IRQ 0 and the other timers keep their order) and the
+read returns the value it has then.  The guest sees exactly what a slower loop — one
+whose iterations took longer — would see: the same values in the same order (bit 4
+still toggles on every read), the same OUT edge at the same virtual time, fewer reads
+of the unchanged value.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from devices.bus import IrqLine, PortRange
 
 PIT_HZ = 1_193_182
 """The 8254 input clock (14.31818 MHz / 12)."""
+POLL_WINDOW_US = 10
+"""Two reads of port 61h at most this many virtual microseconds apart are a busy-wait."""
 
 
 class Clock(Protocol):
@@ -36,6 +50,10 @@ class Clock(Protocol):
     def ns(self) -> int: ...
 
     def nudge(self, instructions: int) -> None: ...
+
+    def advance_to(self, instructions: int) -> None: ...
+
+    def next_deadline(self) -> int | None: ...
 
     def add_timer(self, timer: object) -> None: ...
 
@@ -67,6 +85,11 @@ class Pit8254:
         self._refresh = 0
         self.deadline: int | None = None
         self.ticks = 0
+        self.fast_forward = True
+        """Skip a busy-wait on port 61h to counter 2's next OUT edge (module docstring)."""
+        self.fast_forwards = 0
+        self._poll_window = max(1, clock.ips * POLL_WINDOW_US // 1_000_000)
+        self._last_poll: tuple[int, bool] | None = None  # (clock, OUT) at the last 61h read
         clock.add_timer(self)
         self._schedule()
 
@@ -115,6 +138,42 @@ class Pit8254:
             return elapsed % ch.reload < ch.reload // 2
         return True
 
+    def _instructions_at_tick(self, ch: PitChannel, tick: int) -> int:
+        """The first clock count at which ``tick`` input clocks have elapsed for ``ch``."""
+        ns = ch.start + -(-tick * 1_000_000_000 // PIT_HZ)
+        ips = self.clock.ips
+        at = -(-ns * ips // 1_000_000_000)
+        while (at * 1_000_000_000 // ips - ch.start) * PIT_HZ // 1_000_000_000 < tick:
+            at += 1
+        return at
+
+    def _next_out_edge(self, ch: PitChannel) -> int | None:
+        """The clock count of ``ch``'s next OUT change, if one is coming (8254 modes 0, 3)."""
+        if not ch.gate:
+            return None
+        elapsed = self._elapsed_ticks(ch)
+        if ch.mode == 0:
+            return self._instructions_at_tick(ch, ch.reload) if elapsed < ch.reload else None
+        if ch.mode == 3 and ch.reload >= 2:
+            base = elapsed - elapsed % ch.reload
+            phase = elapsed % ch.reload
+            tick = base + (ch.reload // 2 if phase < ch.reload // 2 else ch.reload)
+            return self._instructions_at_tick(ch, tick)
+        return None
+
+    def _skip_to_out_edge(self, ch: PitChannel, out: bool) -> bool:
+        """A busy-wait on OUT: move the clock to its next edge (not past a timer deadline)."""
+        edge = self._next_out_edge(ch)
+        if edge is None:
+            return out
+        deadline = self.clock.next_deadline()
+        if deadline is not None:
+            edge = min(edge, deadline)
+        if edge > self.clock.instructions:
+            self.clock.advance_to(edge)
+            self.fast_forwards += 1
+        return self._out(ch)
+
     def _poll_nudge(self) -> None:
         # A polled timer must see time pass inside a slice: 1 us per access.
         self.clock.nudge(self.clock.ips // 1_000_000)
@@ -124,8 +183,15 @@ class Pit8254:
         if port == 0x61:
             self._poll_nudge()
             self._refresh ^= 0x10
-            out = 0x20 if self._out(self.channels[2]) else 0
-            return (self.port61 & 0x0F) | self._refresh | out
+            ch = self.channels[2]
+            out = self._out(ch)
+            last = self._last_poll
+            now = self.clock.instructions
+            if (self.fast_forward and last is not None and last[1] == out
+                    and now - last[0] <= self._poll_window):
+                out = self._skip_to_out_edge(ch, out)
+            self._last_poll = (self.clock.instructions, out)
+            return (self.port61 & 0x0F) | self._refresh | (0x20 if out else 0)
         if port == 0x43:
             return 0xFF
         self._poll_nudge()
@@ -166,6 +232,7 @@ class Pit8254:
     def write(self, port: int, width: int, value: int) -> None:
         """Ports 40h-42h (counts), 43h (control word) and 61h (gate, speaker)."""
         value &= 0xFF
+        self._last_poll = None
         if port == 0x61:
             self.port61 = value & 0x0F
             ch = self.channels[2]

@@ -206,7 +206,7 @@ class PcBoard(Machine):
 
     # -- wiring -------------------------------------------------------------------------
     def _make_fw_cfg(self) -> FwCfg:
-        cfg = FwCfg()
+        cfg = FwCfg(self.memory)  # with the DMA interface (SeaBIOS's fast ROM loads)
         cfg.set_int(RAM_SIZE, self.memory_map.size, 8)
         cfg.set_int(NB_CPUS, 1, 2)
         cfg.set_int(MAX_CPUS, 1, 2)

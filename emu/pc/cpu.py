@@ -9,10 +9,13 @@ is ours.  Each piece below answers one of the pitfalls recorded in
   bases are selector × 16, 16-bit default sizes), and it survives resumption
   with a full 32-bit EIP, which ``UC_MODE_16`` does not.  The guest's own
   real↔protected switches work unchanged.
-* **No ``timeout=`` preemption** (pitfall 2).  The run loop slices execution
-  with ``emu_start(count=N)``; the only other stops are cooperative
-  (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).
-  Completed slices advance a :class:`VirtualClock`, so runs are deterministic.
+* **No ``timeout=`` preemption** (pitfall 2).  Runs end at an instruction budget
+  kept by the virtual clock (:mod:`emu.pc.clock`): by default the native block
+  clock, a C block hook that counts each block's instructions and stops the
+  engine itself, so blocks stay chained; or ``emu_start(count=N)`` slices
+  (``EMU_CLOCK=count``).  The only other stops are cooperative
+  (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).  Guest
+  time is a pure function of guest execution, so runs are deterministic.
 * **Interrupt delivery is ours** (pitfall 3).  Unicorn reports every ``int n``
   at ``UC_HOOK_INTR`` with EIP already past the instruction and delivers
   nothing.  Real mode: push FLAGS, CS, IP; clear IF/TF/AC; load CS:IP from the
@@ -35,9 +38,10 @@ for Unicorn to store at ES:EDI, writes the rest straight into RAM, and leaves
 ECX = 1 and EDI advanced so the interpreter's own final iteration finishes the
 instruction with exact ECX, EDI and direction-flag semantics.
 
-``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte and no way to
-tell it from a count stop after an instruction ending in F4 (for example
-``mov eax, [ebp-0Ch]``).  With IF set the difference is harmless (the clock
+``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte.  The native clock
+knows whether its budget stopped the run, so anything else ending a run on an F4 is
+a ``hlt``.  Under the count clock there is no way to tell a ``hlt`` from a count stop
+after an instruction ending in F4 (for example ``mov eax, [ebp-0Ch]``).  With IF set the difference is harmless (the clock
 skips to the next timer tick).  With IF clear the CPU is only called halted
 after it stops at the same ``F4`` again on resumption, which a real halt loop
 (``hlt; jmp $-1``) does at once and a count stop practically never does.
@@ -67,8 +71,12 @@ from unicorn import (
 )
 from unicorn import x86_const as X
 
+from emu.pc.clock import DEFAULT_IPS, BlockClock, VirtualClock, default_mode
+from emu.pc.clock import Timer as Timer  # re-exported: the old home of the clock
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
+from emu.pc.tlb import NativeTlb
+from emu.pc.tlb import wanted as tlb_wanted
 
 CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
@@ -76,10 +84,9 @@ FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
 """Exceptions that push an error code (Intel SDM vol 3 table 6-1)."""
 
-DEFAULT_IPS = 100_000_000
-"""Virtual instructions per second: the clock's exchange rate."""
 MAX_SLICE = 2_000_000
-"""Longest ``emu_start(count=...)`` slice; bounds IRQ latency and stop latency."""
+"""Longest run between two visits of the run loop (a ``count=`` slice, or a native
+budget); bounds the latency of an IRQ that a device raised during a run."""
 _FAR = 1 << 48
 """An ``until`` address no guest reaches: slices end by count or by our stops."""
 
@@ -123,56 +130,6 @@ class InterruptSource(Protocol):
         ...
 
 
-class VirtualClock:
-    """Time measured in guest instructions: deterministic, independent of the host.
-
-    ``instructions`` counts completed slices and skipped idle time; ``nudge``
-    moves time forward without instructions (a BIOS wait, a polled timer).
-    Timers register with :meth:`add_timer` and are fired by the run loop.
-    """
-
-    def __init__(self, ips: int = DEFAULT_IPS) -> None:
-        self.ips = ips
-        self.instructions = 0
-        self._timers: list[Timer] = []
-
-    @property
-    def seconds(self) -> float:
-        return self.instructions / self.ips
-
-    def ns(self) -> int:
-        return self.instructions * 1_000_000_000 // self.ips
-
-    def to_instructions(self, seconds: float) -> int:
-        return max(1, int(seconds * self.ips))
-
-    def nudge(self, instructions: int) -> None:
-        self.instructions += max(0, instructions)
-
-    def add_timer(self, timer: Timer) -> None:
-        self._timers.append(timer)
-
-    def next_deadline(self) -> int | None:
-        """The instruction count at which the next timer fires, if any."""
-        due = [t.deadline for t in self._timers if t.deadline is not None]
-        return min(due) if due else None
-
-    def fire_due(self) -> None:
-        for timer in self._timers:
-            while timer.deadline is not None and timer.deadline <= self.instructions:
-                timer.fire()
-
-
-class Timer(Protocol):
-    """A periodic event source on the :class:`VirtualClock`."""
-
-    deadline: int | None
-
-    def fire(self) -> None:
-        """Called once per expired deadline; sets the next ``deadline`` (or None)."""
-        ...
-
-
 @dataclass
 class RunResult:
     """What a :meth:`Cpu.run` call did."""
@@ -185,7 +142,8 @@ class Cpu:
     """Unicorn in real mode over the machine's RAM and port bus."""
 
     def __init__(self, memory: GuestMemory, ports: PortBus, ips: int = DEFAULT_IPS,
-                 ram_ranges: list[tuple[int, int]] | None = None) -> None:
+                 ram_ranges: list[tuple[int, int]] | None = None,
+                 clock_mode: str | None = None) -> None:
         self.memory = memory
         self.ports = ports
         self.ram = memory.data
@@ -197,6 +155,10 @@ class Cpu:
         for base, length in ram_ranges or [(0, memory.size)]:
             self.uc.mem_map_ptr(base, length, UC_PROT_ALL, self.ram.ctypes.data + offset)
             offset += length
+        self.clock_mode = clock_mode or default_mode()
+        """``"native"`` (the C block clock) or ``"count"`` (``count=`` slices)."""
+        self._block_clock = (BlockClock(self.uc, self.clock)
+                             if self.clock_mode == "native" else None)
         memory.write_listeners.append(self.invalidate)
         self.interrupts: InterruptSource | None = None
         self.software_interrupt: Callable[[int], bool] | None = None
@@ -227,13 +189,33 @@ class Cpu:
             self.uc.hook_add(UC_HOOK_INSN, self._hook_in, None, 1, 0, X.UC_X86_INS_IN),
             self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
             self.uc.hook_add(UC_HOOK_INTR, self._hook_intr),
-            self.uc.hook_add(
-                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
-                | UC_HOOK_MEM_FETCH_UNMAPPED,
-                self._hook_unmapped,
-            ),
         ]
+        # Fault reports for accesses where nothing is mapped.  The hooks cover only the
+        # ranges outside RAM: a memory hook over a RAM address keeps every store to it
+        # on Unicorn's slow path (emu/pc/tlb.py), and these can only fire outside RAM.
+        for begin, end in self._fault_hook_ranges(ram_ranges or [(0, memory.size)]):
+            self._hooks.append(self.uc.hook_add(
+                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                | UC_HOOK_MEM_FETCH_UNMAPPED, self._hook_unmapped, None, begin, end))
+        self.tlb = NativeTlb(self.uc) if tlb_wanted() else None
+        """The fast-store TLB fill while paging is off (None: the engine's own TLB)."""
+        if self._block_clock is not None:
+            low = min(memory.size, (ram_ranges or [(0, memory.size)])[0][1])
+            self._block_clock.use_count_cache(
+                self.ram.ctypes.data, low,
+                self.tlb.switched_address() if self.tlb is not None else None)
         self.reset_real_mode(0, 0)
+
+    @staticmethod
+    def _fault_hook_ranges(ram: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Inclusive ``(begin, end)`` ranges of the address space outside ``ram``."""
+        ranges, at = [], 0
+        for base, length in sorted(ram):
+            if base > at:
+                ranges.append((at, base - 1))
+            at = max(at, base + length)
+        ranges.append((at, (1 << 64) - 1))
+        return ranges
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
@@ -549,14 +531,18 @@ class Cpu:
         """Install or remove the :attr:`irq_window` code hook (between slices only)."""
         if self.irq_window is None or armed == (self._window_hook is not None):
             return
+        start, end = self.irq_window
         if armed:
-            start, end = self.irq_window
             self._window_hook = self.uc.hook_add(UC_HOOK_CODE, self._hook_window, None,
                                                  start, end - 1)
         else:
             assert self._window_hook is not None
             self.uc.hook_del(self._window_hook)
             self._window_hook = None
+        # Code translated before a code hook existed has no call to it (and code
+        # translated while it existed keeps calling it): retranslate the range.  The
+        # count clock hid this, its own code hook putting a call on every instruction.
+        self.uc.ctl_remove_cache(start, end)
 
     def _hook_window(self, uc: Uc, address: int, size: int, _user: object) -> None:
         # Interrupts are recognised after the instruction that follows STI, MOV SS
@@ -604,47 +590,136 @@ class Cpu:
                     return RunResult(StopReason.IDLE, clock.instructions - start)
                 # Halted with IF set: skip idle time to the next timer event.
                 self.idle_waits += 1
-                clock.instructions = max(clock.instructions, deadline)
-                if limit is not None:
-                    clock.instructions = min(clock.instructions, limit)
+                clock.advance_to(deadline if limit is None else min(deadline, limit))
                 if self.interrupts is not None and self.interrupts.pending():
                     self.halted = False
                 continue
-            count = MAX_SLICE
+            now = clock.instructions
+            target = now + MAX_SLICE
             deadline = clock.next_deadline()
             if deadline is not None:
-                count = min(count, max(1, deadline - clock.instructions))
+                target = min(target, max(now + 1, deadline))
             if limit is not None:
-                count = min(count, max(1, limit - clock.instructions))
-            eip = uc.reg_read(X.UC_X86_REG_EIP)
+                target = min(target, max(now + 1, limit))
+            if self._block_clock is not None:
+                self._run_native(target, exact=limit is not None and target == limit)
+            else:
+                self._run_count(target - now)
+
+    def _emu_start(self, count: int) -> None:
+        uc = self.uc
+        while True:
             try:
-                uc.emu_start(eip, _FAR, 0, count)
+                uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), _FAR, 0, count)
+                return
             except UcError as exc:
-                raise CpuFault(f"{exc} at {self.where()}") from exc
-            if self._fault is not None or self._stop_reason is not None:
-                continue
-            if self._window_stopped:
-                # Cut short at an IRQ window: Unicorn reports no partial count, so the
-                # slice counts as one instruction (counting all of it would make guest
-                # time leap ahead at every poll).
-                self._window_stopped = False
-                self.clock.instructions += 1
-                continue
-            if self._sleeping:
-                # The BIOS waits: time moves on to the next timer event.
-                self._sleeping = False
-                self.idle_waits += 1
-                deadline = clock.next_deadline()
-                clock.instructions = deadline if deadline is not None else (
-                    clock.instructions + count)
-                continue
-            self._check_halt(count)
+                if self.tlb is None or not self.tlb.recover():
+                    raise CpuFault(f"{exc} at {self.where()}") from exc
+            # Paging came on: the engine's own TLB takes over; the access that found
+            # out is restarted (its block's tail is not charged twice).
+            if self._block_clock is not None:
+                self._block_clock.stopped_at(self._linear_ip())
+
+    def _run_native(self, budget: int, exact: bool = False) -> None:
+        """One run under the native block clock, until ``budget`` or a stop.
+
+        ``exact`` (the caller's own limit): the block that would cross the budget is
+        not entered by the block clock; :meth:`_step_partial_block` runs its first
+        instructions under a code hook over that one block, so the run ends on the
+        budget exactly.
+        """
+        block_clock = self._block_clock
+        assert block_clock is not None
+        if self.tlb is None:
+            block_clock.paging.value = self.uc.reg_read(X.UC_X86_REG_CR0) >> 31
+        block_clock.arm(budget, exact)
+        try:
+            self._emu_start(0)
+        finally:
+            by_budget = block_clock.disarm()
+        if by_budget == 2:
+            by_budget = self._step_partial_block()
+        if by_budget:
+            self._halt_at = None
+            return
+        block_clock.stopped_at(self._linear_ip())
+        if self._fault is not None or self._stop_reason is not None:
+            return
+        if self._window_stopped:
+            self._window_stopped = False  # the count is exact: nothing to add
+            return
+        if self._sleeping:
+            self._sleeping = False
+            self.idle_waits += 1
+            deadline = self.clock.next_deadline()
+            if deadline is not None:
+                self.clock.advance_to(deadline)
+            return
+        # Nothing of ours stopped the engine and the budget was not spent: hlt.
+        ip = self._linear_ip()
+        if ip and self.ram[ip - 1] == 0xF4:
+            self.halted = True
+
+    def _step_partial_block(self) -> int:
+        """Run the first ``partial_left`` instructions of the block the native clock
+        stopped before; returns 1 if the run ended on the budget (else 0: a hook or a
+        ``hlt`` ended it first, and the usual checks apply)."""
+        block_clock = self._block_clock
+        assert block_clock is not None
+        state = block_clock.state
+        left, start, end = state.partial_left, state.partial_pc, state.partial_end
+        stepped = [0, False]
+
+        def count(uc: Uc, _address: int, _size: int, _user: object) -> None:
+            if stepped[0] == left:
+                stepped[1] = True
+                uc.emu_stop()  # before the instruction: it does not run
+                return
+            stepped[0] += 1
+
+        uc = self.uc
+        hook = uc.hook_add(UC_HOOK_CODE, count, None, start, end - 1)
+        uc.ctl_remove_cache(start, end)  # translate the block again, with the hook
+        block_clock.skip_first_block(start, end)
+        block_clock.arm(state.executed)  # leaving the block ends the run too
+        try:
+            self._emu_start(0)
+        finally:
+            by_budget = block_clock.disarm()
+            uc.hook_del(hook)
+            uc.ctl_remove_cache(start, end)
+            state.resume_end = 0
+            self.clock.nudge(stepped[0])
+        return 1 if stepped[1] or by_budget else 0
+
+    def _run_count(self, count: int) -> None:
+        """One ``emu_start(count=...)`` slice (the fallback clock)."""
+        self._emu_start(count)
+        if self._fault is not None or self._stop_reason is not None:
+            return
+        if self._window_stopped:
+            # Cut short at an IRQ window: Unicorn reports no partial count, so the
+            # slice counts as one instruction (counting all of it would make guest
+            # time leap ahead at every poll).
+            self._window_stopped = False
+            self.clock.nudge(1)
+            return
+        if self._sleeping:
+            # The BIOS waits: time moves on to the next timer event.
+            self._sleeping = False
+            self.idle_waits += 1
+            deadline = self.clock.next_deadline()
+            self.clock.instructions = deadline if deadline is not None else (
+                self.clock.instructions + count)
+            return
+        self._check_halt(count)
 
     def _check_halt(self, count: int) -> None:
-        """Advance the clock after a slice and decide whether it ended in ``hlt``."""
+        """Count clock: advance the clock after a slice and decide whether it ended
+        in ``hlt`` (see the module docstring)."""
         ip = self._linear_ip()
         if ip == 0 or self.ram[ip - 1] != 0xF4:
-            self.clock.instructions += count
+            self.clock.nudge(count)
             self._halt_at = None
             return
         flags = self.uc.reg_read(X.UC_X86_REG_EFLAGS)
@@ -659,4 +734,4 @@ class Cpu:
             return
         # First sighting with IF clear: resume once to confirm (see module docstring).
         self._halt_at = ip
-        self.clock.instructions += 1
+        self.clock.nudge(1)

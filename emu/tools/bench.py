@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -349,9 +348,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``emu bench`` on the CLI's subparsers."""
-    p = sub.add_parser("bench", help="quick benchmark: emulated paths against raw baselines")
+def add_arguments(p: argparse.ArgumentParser,
+                  drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The arguments of ``emu bench`` (the CLI lists the command and its help)."""
     p.add_argument("--min-time", type=float, default=0.2,
                    help="seconds spent per measurement (default 0.2)")
     p.set_defaults(func=cmd_bench)

@@ -10,32 +10,48 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import sys
-from collections.abc import Sequence
 
-from devices.media.base import MediumError
-from devices.media.iso import IsoImage
-from devices.trace import Tracer
-from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
-from emu.firmware.ata import AtaHostDriver, FirmwareError
-from emu.firmware.eltorito import LoadedImage
-from emu.firmware.seabios import SEABIOS_BIN
-from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
-from emu.pc.board import DEFAULT_MEMORY, BoardError, parse_memory_size
-from emu.pc.keyboard import parse_keys
-from emu.pc.machine import Machine
-from emu.tools.matrix import DriveTraffic, write_boot_json
-from images import SAMPLE_ISO
+# Before numpy can load (lazily, below): one BLAS thread.  numpy's OpenBLAS otherwise
+# starts a pool of threads at import that this program never uses (about 50 ms of CPU).
+for _blas in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_blas, "1")
+
+import argparse  # noqa: E402 - after the BLAS settings on purpose
+import importlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from images import SAMPLE_ISO  # noqa: E402
+
+if TYPE_CHECKING:
+    from devices.media.iso import IsoImage
+    from emu.firmware.eltorito import LoadedImage
+    from emu.pc.machine import Machine
+
+# Start-up: numpy, pycdlib and unicorn load only in the command that uses them, and a
+# subcommand's arguments are built only when it is the one asked for, so ``emu --help``
+# stays quick (the emu-help figure in docs/benchmarks.md).
 
 EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+TOOLS = {
+    "trace": ("emu.tools.trace", "show the host-drive conversation in words"),
+    "console": ("emu.tools.console", "an interactive teaching shell (ports, packets, sense)"),
+    "verify": ("emu.tools.verify", "read every sector through the drive and compare"),
+    "bench": ("emu.tools.bench", "quick benchmark: emulated paths against raw baselines"),
+    "matrix": ("emu.tools.matrix", "run a declared suite of boots in parallel (docs/matrix.md)"),
+}
+"""Tool commands: name → (module with ``add_arguments``, one-line help)."""
 
 
 def open_machine(iso: str | None, bus: int, device: int) -> tuple[Machine, IsoImage]:
     """A machine with a DVD drive at (bus, device) holding ``iso`` (or the sample)."""
+    from devices.media.iso import IsoImage
+    from emu.pc.machine import Machine
+
     medium = IsoImage(iso or SAMPLE_ISO)
     machine = Machine()
     machine.add_dvd_drive(bus, device, medium)
@@ -62,6 +78,8 @@ class TerminalKeys:
         if not ready:
             return None
         ch = os.read(self.fd, 1).decode("latin-1")
+        from emu.pc.keyboard import parse_keys
+
         return parse_keys("\r" if ch == "\n" else ch)[0]
 
     def close(self) -> None:
@@ -84,6 +102,12 @@ def print_boot_summary(medium_path: str, loaded: LoadedImage) -> None:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     """Boot a disc on the CPU; guest text streams to stdout (see emu.boot for statuses)."""
+    from devices.trace import Tracer
+    from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
+    from emu.firmware.seabios import SEABIOS_BIN
+    from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
+    from emu.tools.matrix import DriveTraffic, write_boot_json
+
     def echo(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -144,6 +168,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from devices.media.iso import IsoImage
+
     with IsoImage(args.iso) as image:
         info = image.info()
     if args.json:
@@ -180,6 +206,8 @@ def hexdump(data: bytes, base: int = 0) -> str:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
+    from emu.firmware.ata import AtaHostDriver, FirmwareError
+
     machine, medium = open_machine(args.iso, args.bus, args.device)
     driver = AtaHostDriver(machine.ports, machine.memory)
     dest = 0x100000
@@ -230,6 +258,8 @@ def _positive_float(text: str) -> float:
 
 def _memory_size(text: str) -> int:
     """A RAM size such as 512M or 2G, for argparse."""
+    from emu.pc.board import BoardError, parse_memory_size
+
     try:
         return parse_memory_size(text)
     except BoardError as exc:
@@ -258,21 +288,18 @@ def _sector_number(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emu", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+def drive_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bus", type=int, choices=(0, 1), default=1,
+                   help="IDE bus of the DVD drive (default 1)")
+    p.add_argument("--device", type=int, choices=(0, 1), default=0,
+                   help="device number on that bus (default 0)")
 
-    def drive_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bus", type=int, choices=(0, 1), default=1,
-                       help="IDE bus of the DVD drive (default 1)")
-        p.add_argument("--device", type=int, choices=(0, 1), default=0,
-                       help="device number on that bus (default 0)")
 
-    p = sub.add_parser(
-        "boot", help="boot a disc (the built-in sample if none is given)",
-        description="Boot a disc on the emulated PC. Exit status: 0 done (halted, --until "
-                    "seen, or waiting for input), 1 boot failed, 2 bad input, 3 limit reached, "
-                    "4 --until text not seen, 5 the guest triple-faulted.")
+def boot_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``emu boot`` (its defaults come from the session and the board)."""
+    from emu.boot import DEFAULT_TIMEOUT
+    from emu.pc.board import DEFAULT_MEMORY
+
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     drive_options(p)
     p.add_argument("--keys", metavar="KEYS",
@@ -307,6 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-result", metavar="FILE",
                    help="write the result (status, times, counts, drive traffic, final "
                         "screen) as JSON to FILE (see docs/matrix.md)")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``emu`` parser.  With ``command``, only that subcommand gets its arguments
+    (and imports what they need); the others are listed by name and help."""
+    parser = argparse.ArgumentParser(prog="emu", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    def wanted(name: str) -> bool:
+        return command is None or command == name
+
+    p = sub.add_parser(
+        "boot", help="boot a disc (the built-in sample if none is given)",
+        description="Boot a disc on the emulated PC. Exit status: 0 done (halted, --until "
+                    "seen, or waiting for input), 1 boot failed, 2 bad input, 3 limit reached, "
+                    "4 --until text not seen, 5 the guest triple-faulted.")
+    if wanted("boot"):
+        boot_arguments(p)
     p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser("info", help="what pycdlib sees in an image")
@@ -322,15 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
-    from emu.tools import bench, console, matrix, trace, verify  # teaching, measuring
-
-    for module in (trace, console, verify, bench, matrix):
-        module.add_parser(sub, drive_options)
+    # The teaching and measuring commands: a tool module is imported only for its own
+    # command (its arguments); otherwise it is listed by name and help.
+    for name, (module, help_text) in TOOLS.items():
+        tool = sub.add_parser(name, help=help_text)
+        if wanted(name):
+            importlib.import_module(module).add_arguments(tool, drive_options)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
+    from devices.media.base import MediumError  # after parsing: --help loads no numpy
+
     try:
         return args.func(args)
     except MediumError as exc:

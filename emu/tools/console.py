@@ -18,7 +18,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
@@ -437,9 +437,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 1 if shell.failed and not shell.interactive else 0
 
 
-def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``emu console`` on the CLI's subparsers."""
-    p = sub.add_parser("console", help="an interactive teaching shell (ports, packets, sense)")
+def add_arguments(p: argparse.ArgumentParser,
+                  drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The arguments of ``emu console`` (the CLI lists the command and its help)."""
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--empty", action="store_true", help="start with an empty drive")
     drive_options(p)

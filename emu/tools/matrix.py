@@ -769,13 +769,13 @@ def _jobs(text: str) -> int:
     return value
 
 
-def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``emu matrix`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "matrix", help="run a declared suite of boots in parallel (docs/matrix.md)",
-        description="Expand SUITE.toml into cases (images x firmware x transfer x memory x "
-                    "drive location) and run each as its own `emu boot` process. Exit status: "
-                    "0 every case ended as expected, 1 some did not, 2 bad suite or option.")
+def add_arguments(p: argparse.ArgumentParser,
+                  drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The arguments of ``emu matrix`` (the CLI lists the command and its help)."""
+    p.description = ("Expand SUITE.toml into cases (images x firmware x transfer x memory x "
+                     "drive location) and run each as its own `emu boot` process. Exit "
+                     "status: 0 every case ended as expected, 1 some did not, 2 bad suite or "
+                     "option.")
     p.add_argument("suite", help="the suite file (TOML)")
     p.add_argument("--jobs", "-j", type=_jobs, metavar="N",
                    help="cases run at once by the local backend (default: the number of cores)")

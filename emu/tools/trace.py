@@ -748,9 +748,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return status
 
 
-def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``emu trace`` on the CLI's subparsers."""
-    p = sub.add_parser("trace", help="show the host-drive conversation in words")
+def add_arguments(p: argparse.ArgumentParser,
+                  drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The arguments of ``emu trace`` (the CLI lists the command and its help)."""
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--script", nargs="+", choices=SCRIPTS, default=["probe", "read"],
                    help="what the host does (default: probe read)")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -160,9 +160,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``emu verify`` on the CLI's subparsers."""
-    p = sub.add_parser("verify", help="read every sector through the drive and compare")
+def add_arguments(p: argparse.ArgumentParser,
+                  drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The arguments of ``emu verify`` (the CLI lists the command and its help)."""
     p.add_argument("iso")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")

@@ -1,0 +1,179 @@
+"""Guest speed: whole-process boots against QEMU TCG, and guest MIPS against raw Unicorn.
+
+Two kinds of pair, each measured in the same run (see conftest.py for the ratio table):
+
+* **boots** (``boot-*``): the same ISO booted to the same screen text, whole process, by
+  ``emu boot ISO --until TEXT`` (from process start to its exit) and by QEMU 7.2 TCG
+  (:mod:`bench.qemu_reference`: from process start to the text seen on its screen).  QEMU is
+  the baseline, so the ratio printed is QEMU time / emu time: ≥ 1.0 means emu is faster.
+  Skipped when ``qemu-system-x86_64`` is not installed.  Rounds alternate emu and QEMU so
+  both see the same machine load.
+* **guest MIPS** (``mips-*``): a guest loop on the emulator's CPU (native block clock, the
+  fast-store TLB, port hooks) against the same bytes on a bare Unicorn engine with nothing
+  attached, run unbounded.  The ratio is raw time / emu time; ``extra_info`` holds the
+  guest MIPS of both.
+
+Run: ``.venv/bin/python -m pytest bench/test_speed.py -p no:randomly -s``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.qemu_reference import boot as qemu_boot
+from bench.qemu_reference import qemu_available
+from emu.pc.cpu import Cpu, StopReason
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
+
+EMU = Path(sys.executable).with_name("emu")
+ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
+LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
+GRUB_RESCUE_ISO = Path("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")
+IPXE_ISO = Path("/usr/lib/ipxe/ipxe.iso")
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def isolinux_iso(tmp_path_factory):
+    if shutil.which("xorriso") is None or not ISOLINUX_BIN.exists() or not LDLINUX.exists():
+        pytest.skip("xorriso, isolinux and syslinux-common are needed")
+    root = tmp_path_factory.mktemp("isolinux-speed")
+    (root / "isolinux").mkdir()
+    shutil.copy(ISOLINUX_BIN, root / "isolinux")
+    shutil.copy(LDLINUX, root / "isolinux")
+    (root / "isolinux" / "isolinux.cfg").write_text("SAY speed benchmark\nPROMPT 1\n")
+    iso = root.parent / "isolinux-speed.iso"
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso),
+                    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
+                    "-boot-load-size", "4", "-boot-info-table", str(root)],
+                   check=True, capture_output=True)
+    return iso
+
+
+def _emu_boot(iso: Path, until: str, firmware: str) -> float:
+    start = time.monotonic()
+    done = subprocess.run([str(EMU), "boot", str(iso), "--until", until, "--no-interactive",
+                           "--firmware", firmware, "--timeout", "120"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - start
+    assert done.returncode == 0, done.stderr[-500:]
+    return seconds
+
+
+def _qemu_boot(iso: Path, until: str) -> float:
+    run = qemu_boot(iso, until, timeout=120, memory="256M", screen_poll=0.02)
+    assert run.found, f"QEMU never showed {until!r}"
+    return run.seconds
+
+
+BOOTS = {
+    # name: (image fixture or path, screen text, emu firmware)
+    "boot-isolinux-builtin": ("isolinux", "boot:", "builtin"),
+    "boot-isolinux-seabios": ("isolinux", "boot:", "seabios"),
+    "boot-grub-builtin": (GRUB_RESCUE_ISO, "keys to select", "builtin"),
+    "boot-ipxe-builtin": (IPXE_ISO, "Press Ctrl-B", "builtin"),
+}
+
+
+@pytest.mark.parametrize("group", list(BOOTS))
+def test_boot_against_qemu(group, isolinux_iso, record_pair):
+    if not qemu_available():
+        pytest.skip("qemu-system-x86_64 is not installed")
+    image, until, firmware = BOOTS[group]
+    iso = isolinux_iso if image == "isolinux" else Path(image)
+    if not iso.exists():
+        pytest.skip(f"{iso} is not installed")
+    emu_times, qemu_times = [], []
+    for _ in range(ROUNDS):  # alternate, so both see the same machine load
+        qemu_times.append(_qemu_boot(iso, until))
+        emu_times.append(_emu_boot(iso, until, firmware))
+    record_pair(group, emu_times, qemu_times,
+                target="≥ 1.0 (QEMU/emu)" if "ipxe" not in group else "≥ 0.67 (QEMU/emu)")
+
+
+# -- guest MIPS ---------------------------------------------------------------------------
+
+LOOPS = {
+    # 16-bit real-mode loops, ECX iterations; each leaves with cli; hlt.
+    "compute": bytes([0x66, 0x01, 0xC8, 0x66, 0x31, 0xC3, 0x66, 0xC1, 0xC0, 0x03]),
+    #   add eax, ecx ; xor ebx, eax ; rol eax, 3
+    "store": bytes([0x66, 0x89, 0x07, 0x83, 0xC3, 0x04, 0x81, 0xE3, 0xFC, 0x3F]),
+    #   mov [bx], eax ; add bx, 4 ; and bx, 0x3FFC   (a 16 KiB buffer at DS:0)
+    "port": bytes([0xE4, 0x80, 0x90]),
+    #   in al, 0x80 ; nop   (a Python port callback each iteration)
+}
+ITERATIONS = {"compute": 20_000_000, "store": 10_000_000, "port": 100_000}
+CODE_AT, DATA_SEG = 0x7C00, 0x2000
+
+
+def _program(body: bytes, iterations: int) -> tuple[bytes, int]:
+    """mov ecx, N ; body ; dec ecx ; jnz body ; cli ; hlt — and its instruction count."""
+    head = bytes([0x66, 0xB9]) + iterations.to_bytes(4, "little")
+    loop = body + bytes([0x66, 0x49])
+    jnz = bytes([0x75, (-(len(loop) + 2)) & 0xFF])
+    count = 1 + iterations * (_instructions(body) + 2) + 2
+    return head + loop + jnz + bytes([0xFA, 0xF4]), count
+
+
+def _instructions(body: bytes) -> int:
+    return {LOOPS["compute"]: 3, LOOPS["store"]: 3, LOOPS["port"]: 2}[body]
+
+
+def _emu_cpu(code: bytes) -> Cpu:
+    memory = GuestMemory(1 << 20)
+    ports = PortBus()
+    from devices.platform.debugport import DebugPorts
+
+    for rng in DebugPorts().port_ranges():
+        ports.register(rng)
+    cpu = Cpu(memory, ports)
+    memory.write(CODE_AT, code)
+    cpu.reset_real_mode(0, CODE_AT, ss=0, sp=0x7000)
+    cpu.set_reg("ds", DATA_SEG)
+    return cpu
+
+
+def _raw_run(code: bytes, port: bool) -> float:
+    from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_32, UC_PROT_ALL, Uc
+    from unicorn import x86_const as X
+
+    ram = np.zeros(1 << 20, dtype=np.uint8)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.mem_map_ptr(0, 1 << 20, UC_PROT_ALL, ram.ctypes.data)
+    if port:
+        uc.hook_add(UC_HOOK_INSN, lambda _uc, _p, _s, _u: 0, None, 1, 0, X.UC_X86_INS_IN)
+    uc.mem_write(CODE_AT, code)
+    uc.reg_write(X.UC_X86_REG_CR0, 0x10)
+    for reg, value in ((X.UC_X86_REG_CS, 0), (X.UC_X86_REG_SS, 0),
+                       (X.UC_X86_REG_ESP, 0x7000), (X.UC_X86_REG_DS, DATA_SEG)):
+        uc.reg_write(reg, value)
+    start = time.perf_counter()
+    uc.emu_start(CODE_AT, CODE_AT + len(code))
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_guest_mips(loop, record_pair):
+    code, count = _program(LOOPS[loop], ITERATIONS[loop])
+    emu_times, raw_times = [], []
+    for _ in range(ROUNDS):
+        raw_times.append(_raw_run(code, port=loop == "port"))
+        cpu = _emu_cpu(code)
+        start = time.perf_counter()
+        result = cpu.run(count * 2)
+        emu_times.append(time.perf_counter() - start)
+        assert result.reason is StopReason.HALTED
+        if cpu.clock_mode == "native":
+            assert cpu.clock.instructions == count  # the clock counted every instruction
+    record_pair(f"mips-{loop}", emu_times, raw_times,
+                target="compute ≥ 250 M instr/s" if loop == "compute" else "",
+                emu_mips=round(count / min(emu_times) / 1e6, 1),
+                raw_mips=round(count / min(raw_times) / 1e6, 1))
