@@ -280,8 +280,8 @@ def test_guest_timeout_stops_at_the_same_instruction_every_run(tmp_path, firmwar
     assert runs[0].instructions == runs[1].instructions == 50_000_000
 
 
-COMPUTE_SECONDS = 3.0
-"""Guest seconds of silent computing (three times the quiet time that could otherwise mean
+COMPUTE_SECONDS = 10.0
+"""Guest seconds of silent computing (ten times the quiet time that could otherwise mean
 "waiting for input")."""
 
 
