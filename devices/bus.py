@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -72,3 +73,22 @@ class IrqLine:
 
     def lower(self) -> None:
         self.set_level(False)
+
+
+class Clock(Protocol):
+    """The board's virtual clock as a device sees it (``emu.pc.clock.VirtualClock``): guest
+    time in instructions at ``ips`` a second, timers (objects with a ``deadline`` and
+    ``fire()``), and the moves a polled device may make (``nudge``, ``advance_to``)."""
+
+    instructions: int
+    ips: int
+
+    def ns(self) -> int: ...
+
+    def nudge(self, instructions: int) -> None: ...
+
+    def advance_to(self, instructions: int) -> None: ...
+
+    def next_deadline(self) -> int | None: ...
+
+    def add_timer(self, timer: object) -> None: ...

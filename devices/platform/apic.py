@@ -57,9 +57,8 @@ PC firmware reports); pin 0 is the 8259's INTR.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
-from devices.bus import IrqLine
+from devices.bus import Clock, IrqLine
 
 LAPIC_BASE, IOAPIC_BASE = 0xFEE0_0000, 0xFEC0_0000
 PAGE = 0x1000
@@ -109,16 +108,6 @@ def delivery_mode(entry: int) -> int:
     """Bits 10-8 of an LVT or redirection entry."""
     return (entry >> DELIVERY_MODE_SHIFT) & 7
 
-
-class Clock(Protocol):
-    """The virtual clock (``emu.pc.cpu.VirtualClock`` has this shape)."""
-
-    instructions: int
-    ips: int
-
-    def ns(self) -> int: ...
-
-    def add_timer(self, timer: object) -> None: ...
 
 
 class LocalApic:

@@ -41,9 +41,8 @@ registers; BCD unless status B selects binary; 24- or 12-hour (bit 7 = PM).
 from __future__ import annotations
 
 import datetime
-from typing import Protocol
 
-from devices.bus import IrqLine, PortRange
+from devices.bus import Clock, IrqLine, PortRange
 
 RTC_EPOCH = datetime.datetime(2024, 1, 1, 0, 0, 0)
 """Virtual time zero: boots are deterministic, so the RTC starts at a fixed date."""
@@ -80,18 +79,6 @@ LOW_RAM_LIMIT, PCI_HOLE_START = 0xE000_0000, 0xC000_0000
 """The default split (the board's): RAM up to 3.5 GiB sits below 4 GiB; more keeps 3 GiB
 below the PCI hole and the rest above 4 GiB."""
 
-
-class Clock(Protocol):
-    """The virtual clock (``emu.pc.cpu.VirtualClock`` has this shape)."""
-
-    instructions: int
-    ips: int
-
-    def ns(self) -> int: ...
-
-    def nudge(self, instructions: int) -> None: ...
-
-    def add_timer(self, timer: object) -> None: ...
 
 
 def _bcd(value: int) -> int:

@@ -39,8 +39,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from devices.bus import IrqLine, PortRange
-from devices.platform.pit import Clock
+from devices.bus import Clock, IrqLine, PortRange
 
 STATUS_OBF, STATUS_IBF, STATUS_SYS, STATUS_A2 = 0x01, 0x02, 0x04, 0x08
 STATUS_UNLOCKED, STATUS_AUX_OBF = 0x10, 0x20

@@ -31,31 +31,13 @@ of the unchanged value.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from devices.bus import IrqLine, PortRange
+from devices.bus import Clock, IrqLine, PortRange
 
 PIT_HZ = 1_193_182
 """The 8254 input clock (14.31818 MHz / 12)."""
 POLL_WINDOW_US = 10
 """Two reads of port 61h at most this many virtual microseconds apart are a busy-wait."""
 
-
-class Clock(Protocol):
-    """The virtual clock the timer counts on (``emu.pc.cpu.VirtualClock`` has this shape)."""
-
-    instructions: int
-    ips: int
-
-    def ns(self) -> int: ...
-
-    def nudge(self, instructions: int) -> None: ...
-
-    def advance_to(self, instructions: int) -> None: ...
-
-    def next_deadline(self) -> int | None: ...
-
-    def add_timer(self, timer: object) -> None: ...
 
 
 class PitChannel:
