@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from unicorn import UC_MODE_16, UC_MODE_32
+from unicorn import UC_MODE_16, UC_MODE_64
 
 import emu.pc.cpu as cpu_module
 from devices.bus import PortRange
@@ -54,10 +54,11 @@ def run_at(cpu: Cpu, memory: GuestMemory, code: bytes, at: int = 0x7C00,
 # -- pitfall 1: real mode is UC_MODE_32 with CR0.PE clear ----------------------------
 
 
-def test_cpu_is_created_in_mode_32_with_pe_clear():
+def test_cpu_is_created_in_mode_64_with_pe_clear_and_no_long_mode():
     cpu, _, _ = make_cpu()
-    assert cpu.uc._mode == UC_MODE_32 and cpu.uc._mode != UC_MODE_16
+    assert cpu.uc._mode == UC_MODE_64 and cpu.uc._mode != UC_MODE_16
     assert cpu.reg("cr0") & 1 == 0
+    assert cpu.uc.msr_read(0xC000_0080) == 0  # EFER: LME and LMA clear
     assert not cpu.protected
 
 

@@ -5,10 +5,13 @@ is ours.  Each piece below answers one of the pitfalls recorded in
 ``booting-on-unicorn.md``:
 
 * **Real mode without ``UC_MODE_16``** (pitfall 1).  The core is created in
-  ``UC_MODE_32`` with CR0 = 0x10 (PE clear): that is genuine real mode (segment
-  bases are selector × 16, 16-bit default sizes), and it survives resumption
-  with a full 32-bit EIP, which ``UC_MODE_16`` does not.  The guest's own
-  real↔protected switches work unchanged.
+  ``UC_MODE_64`` (so RIP, RSP and R8–R15 are 64-bit from Python) and put in
+  real mode, CR0 = 0x10, EFER = 0, by ``emu/pc/engine.py``: genuine real mode
+  (segment bases are selector × 16, 16-bit default sizes) that survives
+  resumption with a full EIP, which ``UC_MODE_16`` does not.  The guest's own
+  real↔protected↔long mode switches work unchanged.  Segment registers are
+  loaded through the engine's context (a ``UC_MODE_64`` register write sets
+  only the selector).
 * **No ``timeout=`` preemption** (pitfall 2).  Runs end at an instruction budget
   kept by the virtual clock (:mod:`emu.pc.clock`): by default the native block
   clock, a C block hook that counts each block's instructions and stops the
@@ -18,10 +21,12 @@ is ours.  Each piece below answers one of the pitfalls recorded in
   time is a pure function of guest execution, so runs are deterministic.
 * **Interrupt delivery is ours** (pitfall 3).  Unicorn reports every ``int n``
   at ``UC_HOOK_INTR`` with EIP already past the instruction and delivers
-  nothing.  Real mode: push FLAGS, CS, IP; clear IF/TF/AC; load CS:IP from the
-  IVT (Intel SDM vol 3 §20.1.4).  Protected mode: walk the IDT gate and push
-  EFLAGS, CS, EIP (+ error code) on the current ring-0 stack (SDM vol 3 §6.12).
-  Hardware IRQs are injected between slices when IF is set.
+  nothing; ``emu/pc/delivery.py`` does what the processor would in real,
+  protected and IA-32e mode (IVT, IDT gates, privilege changes, IST, error
+  codes, ``#DF`` and triple faults), reading guest structures through the page
+  tables (``emu/pc/paging.py``).  ``#UD`` never reaches the interrupt hook: it
+  arrives at ``UC_HOOK_INSN_INVALID``.  Hardware IRQs are injected between
+  slices when IF is set.
 * **Host writes invalidate translated code** (pitfall 4).  Guest RAM is the
   machine's numpy array mapped with ``mem_map_ptr`` (shared, never copied), so
   a device or the BIOS writing it from Python bypasses Unicorn's dirty-page
@@ -49,7 +54,6 @@ is only called halted after it stops at the same ``F4`` again on resumption, whi
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -57,14 +61,13 @@ from typing import Protocol
 
 import numpy as np
 from unicorn import (
-    UC_ARCH_X86,
     UC_HOOK_CODE,
     UC_HOOK_INSN,
+    UC_HOOK_INSN_INVALID,
     UC_HOOK_INTR,
     UC_HOOK_MEM_FETCH_UNMAPPED,
     UC_HOOK_MEM_READ_UNMAPPED,
     UC_HOOK_MEM_WRITE_UNMAPPED,
-    UC_MODE_32,
     UC_PROT_ALL,
     Uc,
     UcError,
@@ -73,16 +76,32 @@ from unicorn import x86_const as X
 
 from emu.pc.clock import DEFAULT_IPS, BlockClock, VirtualClock, default_mode
 from emu.pc.clock import Timer as Timer  # re-exported: the old home of the clock
+from emu.pc.delivery import ERROR_CODE_VECTORS, CpuFault, Delivery, Kind, TripleFault
+from emu.pc.engine import (
+    CS,
+    DS,
+    ES,
+    FS,
+    GS,
+    MSR_EFER,
+    SEGMENT_REGS,
+    SS,
+    Engine,
+    Segment,
+    new_engine,
+)
 from emu.pc.memory import GuestMemory
+from emu.pc.paging import PageFault
 from emu.pc.ports import PortBus
 from emu.pc.tlb import NativeTlb
 from emu.pc.tlb import wanted as tlb_wanted
 
+__all__ = ["ERROR_CODE_VECTORS", "Cpu", "CpuFault", "Kind", "PageFault", "RunResult",
+           "StopReason", "TripleFault", "VirtualClock"]
+
 CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
 FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
-ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17})
-"""Exceptions that push an error code (Intel SDM vol 3 table 6-1)."""
 
 MAX_SLICE = 2_000_000
 """Longest run between two visits of the run loop (a ``count=`` slice, or a native
@@ -90,20 +109,8 @@ budget); bounds the latency of an IRQ that a device raised during a run."""
 _FAR = 1 << 48
 """An ``until`` address no guest reaches: slices end by count or by our stops."""
 
-_SEG_REGS = {"cs": X.UC_X86_REG_CS, "ds": X.UC_X86_REG_DS, "es": X.UC_X86_REG_ES,
-             "ss": X.UC_X86_REG_SS, "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS}
 _PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
 _DTYPES = {2: np.dtype("<u2"), 4: np.dtype("<u4")}
-_DELIVER_REGS = [X.UC_X86_REG_EFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_EIP, X.UC_X86_REG_CR0,
-                 X.UC_X86_REG_SS, X.UC_X86_REG_ESP]
-
-
-class CpuFault(Exception):
-    """The guest did something this PC cannot continue from (triple fault, bad fetch...)."""
-
-
-class TripleFault(CpuFault):
-    """A fault while delivering a double fault: a PC shuts down (SDM vol 3 §6.15, int 8)."""
 
 
 class StopReason(Enum):
@@ -148,7 +155,9 @@ class Cpu:
         self.ports = ports
         self.ram = memory.data
         self.clock = VirtualClock(ips)
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_32)
+        self.uc = new_engine()
+        self.engine = Engine(self.uc)
+        self.delivery = Delivery(self.uc, memory, self.engine)
         # Shared, not copied: Unicorn's TLB points into the numpy buffer.  RAM above the
         # PCI hole is the array's tail mapped from 4 GiB up (``ram_ranges``).
         offset = 0
@@ -161,8 +170,6 @@ class Cpu:
                              if self.clock_mode == "native" else None)
         memory.write_listeners.append(self.invalidate)
         self.interrupts: InterruptSource | None = None
-        self.software_interrupt: Callable[[int], bool] | None = None
-        """Called for ``int n`` in real mode before IVT delivery; True means served."""
         self.on_stop_check: Callable[[], None] | None = None
         self.irq_window: tuple[int, int] | None = None
         """Linear range ``[start, end)`` of firmware code that opens short ``sti``
@@ -189,6 +196,7 @@ class Cpu:
             self.uc.hook_add(UC_HOOK_INSN, self._hook_in, None, 1, 0, X.UC_X86_INS_IN),
             self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
             self.uc.hook_add(UC_HOOK_INTR, self._hook_intr),
+            self.uc.hook_add(UC_HOOK_INSN_INVALID, self._hook_invalid),
         ]
         # Fault reports for accesses where nothing is mapped.  The hooks cover only the
         # ranges outside RAM: a memory hook over a RAM address keeps every store to it
@@ -219,16 +227,25 @@ class Cpu:
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
-        """Real mode (pitfall 1: UC_MODE_32 with CR0.PE clear), CS:IP and SS:SP set."""
+        """Real mode (pitfall 1: CR0.PE clear, EFER = 0), CS:IP and SS:SP set.
+
+        Segments are as after RESET (SDM vol 3 table 9-1): limit FFFFh, present,
+        read/write, accessed; CS a code segment.
+        """
         uc = self.uc
-        uc.reg_write(X.UC_X86_REG_CR0, CR0_ET)
+        uc.reg_write(X.UC_X86_REG_CR0, CR0_ET)  # PG off also leaves long mode
+        uc.msr_write(MSR_EFER, 0)
         uc.reg_write(X.UC_X86_REG_IDTR, (0, 0, 0xFFFF, 0))  # as after RESET (SDM vol 3 §9.1.1)
-        for reg in (X.UC_X86_REG_DS, X.UC_X86_REG_ES, X.UC_X86_REG_FS, X.UC_X86_REG_GS):
-            uc.reg_write(reg, 0)
-        uc.reg_write(X.UC_X86_REG_SS, ss)
-        uc.reg_write(X.UC_X86_REG_ESP, sp)
-        uc.reg_write(X.UC_X86_REG_CS, cs)
-        uc.reg_write(X.UC_X86_REG_EIP, ip)
+        uc.reg_write(X.UC_X86_REG_CR4, 0)
+        data = 0x9300  # present, S, read/write, accessed
+        self.engine.load_segments({
+            CS: Segment(cs, cs << 4, 0xFFFF, 0x9B00),
+            SS: Segment(ss, ss << 4, 0xFFFF, data),
+            DS: Segment(0, 0, 0xFFFF, data), ES: Segment(0, 0, 0xFFFF, data),
+            FS: Segment(0, 0, 0xFFFF, data), GS: Segment(0, 0, 0xFFFF, data),
+        }, forget_exception=True)
+        uc.reg_write(X.UC_X86_REG_RSP, sp)
+        uc.reg_write(X.UC_X86_REG_RIP, ip)
         uc.reg_write(X.UC_X86_REG_EFLAGS, 0x2)
         self.halted = False
         self._halt_at = None
@@ -238,6 +255,10 @@ class Cpu:
         return self.uc.reg_read(getattr(X, f"UC_X86_REG_{name.upper()}"))
 
     def set_reg(self, name: str, value: int) -> None:
+        """Write a register by name; segment registers load as ``mov sreg`` would."""
+        if name.lower() in SEGMENT_REGS:
+            self.load_segment(name.lower(), value)
+            return
         self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value)
 
     @property
@@ -247,7 +268,7 @@ class Cpu:
     def where(self) -> str:
         """``CS:EIP`` for messages."""
         uc = self.uc
-        return f"{uc.reg_read(X.UC_X86_REG_CS):04X}:{uc.reg_read(X.UC_X86_REG_EIP):08X}"
+        return f"{uc.reg_read(X.UC_X86_REG_CS):04X}:{uc.reg_read(X.UC_X86_REG_RIP):08X}"
 
     def invalidate(self, start: int, end: int) -> None:
         """Drop translated code for guest RAM ``[start, end)`` (pitfall 4)."""
@@ -257,140 +278,77 @@ class Cpu:
         """A host-side write into RAM, with translated code dropped for the range."""
         self.memory.write(address, data)
 
-    # -- segments -------------------------------------------------------------------
+    # -- segments (emu/pc/delivery.py reads them through the page tables) ---------
+    def load_segment(self, name: str, selector: int) -> None:
+        """Load a segment register as ``mov sreg, r16`` would (real mode: selector × 16)."""
+        index = SEGMENT_REGS[name]
+        if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
+            self.engine.load_segments({index: selector})
+            return
+        if not selector & 0xFFFC:
+            self.engine.load_segments({index: Segment(selector, 0, 0, 0)})
+            return
+        base, limit, flags = self.delivery.descriptor(selector)
+        self.engine.load_segments({index: Segment(selector, base, limit, flags)})
+
     def descriptor(self, selector: int) -> tuple[int, int, int]:
-        """``(base, limit, flags_dword)`` of a GDT descriptor (SDM vol 3 §3.4.5)."""
-        _, gdt_base, gdt_limit, _ = self.uc.reg_read(X.UC_X86_REG_GDTR)
-        index = selector & ~7
-        if selector & 4 or index + 7 > gdt_limit:
-            raise CpuFault(f"selector {selector:#06x} outside the GDT")
-        lo, hi = struct.unpack_from("<II", self.ram, gdt_base + index)
-        base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF00_0000)
-        limit = (lo & 0xFFFF) | (hi & 0xF_0000)
-        if hi & 0x80_0000:
-            limit = (limit << 12) | 0xFFF
-        return base, limit, hi
+        """``(base, limit, flags_dword)`` of a GDT/LDT descriptor (SDM vol 3 §3.4.5)."""
+        return self.delivery.descriptor(selector)
 
     def segment_base(self, seg: str) -> int:
-        sel = self.uc.reg_read(_SEG_REGS[seg])
-        if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
-            return sel << 4
-        return self.descriptor(sel)[0]
+        return self.delivery.segment_base(seg)
 
     def code_is_32bit(self) -> bool:
-        if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
-            return False
-        return bool(self.descriptor(self.uc.reg_read(X.UC_X86_REG_CS))[2] & 0x40_0000)
+        return self.delivery.code_is_32bit()
 
     def stack_is_32bit(self) -> bool:
-        if not self.protected:
-            return False
-        return bool(self.descriptor(self.uc.reg_read(X.UC_X86_REG_SS))[2] & 0x40_0000)
+        return self.delivery.stack_is_32bit()
 
-    # -- stack and interrupt delivery (pitfall 3) ----------------------------------
+    def linear_to_physical(self, linear: int, *, write: bool = False, user: bool = False,
+                           fetch: bool = False) -> int:
+        """Translate through the guest's page tables (raises :class:`PageFault`)."""
+        return self.delivery.linear_to_physical(linear, write=write, user=user, fetch=fetch)
+
+    # -- stack and interrupt delivery (pitfall 3; emu/pc/delivery.py) --------------
     def push16(self, value: int) -> None:
-        uc = self.uc
-        sp = (uc.reg_read(X.UC_X86_REG_ESP) - 2) & 0xFFFF
-        esp = uc.reg_read(X.UC_X86_REG_ESP)
-        uc.reg_write(X.UC_X86_REG_ESP, (esp & 0xFFFF_0000) | sp)
-        uc.mem_write(self.segment_base("ss") + sp, struct.pack("<H", value & 0xFFFF))
+        self.delivery.push(value & 0xFFFF, 2)
 
     def push32(self, value: int) -> None:
-        uc = self.uc
-        esp = (uc.reg_read(X.UC_X86_REG_ESP) - 4) & 0xFFFF_FFFF
-        uc.reg_write(X.UC_X86_REG_ESP, esp)
-        uc.mem_write(self.segment_base("ss") + esp, struct.pack("<I", value & 0xFFFF_FFFF))
+        self.delivery.push(value & 0xFFFF_FFFF, 4)
 
-    def deliver(self, vector: int, error_code: int | None = None) -> None:
-        """Enter the guest's handler for ``vector`` as the hardware would.
+    @property
+    def software_interrupt(self) -> Callable[[int], bool] | None:
+        """Called for ``int n`` in real mode before IVT delivery; True means served."""
+        return self.delivery.software_interrupt
 
-        Real mode: through the IVT.  Protected mode: through the IDT (32- and
-        16-bit interrupt and trap gates, same privilege level; a missing gate
-        is a fault this PC reports instead of a triple-fault reset).
+    @software_interrupt.setter
+    def software_interrupt(self, handler: Callable[[int], bool] | None) -> None:
+        self.delivery.software_interrupt = handler
+
+    def deliver(self, vector: int, error_code: int | None = None,
+                kind: Kind = Kind.EXTERNAL) -> None:
+        """Enter the guest's handler for ``vector`` as the hardware would (see delivery.py).
+
+        Raises :class:`CpuFault` for a triple fault or what this PC does not model.
         """
-        uc = self.uc
-        flags, cs, eip, cr0, ss, esp = uc.reg_read_batch(_DELIVER_REGS)
-        if not cr0 & CR0_PE:
-            _, ivt_base, ivt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
-            if vector * 4 + 3 > ivt_limit:
-                # Beyond the IDTR limit: #GP, and a #GP beyond it a double fault, and a
-                # double fault beyond it shuts the processor down (SDM vol 3 §20.1.4).
-                if vector == 8:
-                    raise TripleFault(f"triple fault at {self.where()} (real mode, IDT limit "
-                                      f"{ivt_limit:#x})")
-                self.deliver(8 if vector == 13 else 13)
-                return
-            vector_address = ivt_base + vector * 4
-        if not cr0 & CR0_PE and (esp & 0xFFFF) >= 6:
-            # Real mode, the common case in one batch: the FLAGS, CS, IP frame is
-            # six bytes written at once (SS base = SS × 16 in real mode).
-            ip, seg = struct.unpack_from("<HH", self.ram, vector_address)
-            sp = (esp & 0xFFFF) - 6
-            uc.mem_write((ss << 4) + sp, struct.pack("<HHH", eip & 0xFFFF, cs, flags & 0xFFFF))
-            uc.reg_write_batch([
-                (X.UC_X86_REG_ESP, (esp & 0xFFFF_0000) | sp),
-                (X.UC_X86_REG_EFLAGS, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC)),
-                (X.UC_X86_REG_CS, seg),
-                (X.UC_X86_REG_EIP, ip),
-            ])
-            self.halted = False
-            return
-        if not cr0 & CR0_PE:
-            ip, seg = struct.unpack_from("<HH", self.ram, vector_address)
-            self.push16(flags)
-            self.push16(cs)
-            self.push16(eip)
-            uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC))
-            uc.reg_write(X.UC_X86_REG_CS, seg)
-            uc.reg_write(X.UC_X86_REG_EIP, ip)
-            self.halted = False
-            return
-        if uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
-            raise CpuFault(f"interrupt {vector:#04x} with paging enabled is not supported")
-        _, idt_base, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
-        if vector * 8 + 7 > idt_limit:
-            raise CpuFault(f"interrupt {vector:#04x} beyond the IDT limit at {self.where()}")
-        lo, hi = struct.unpack_from("<II", self.ram, idt_base + vector * 8)
-        gate_type = (hi >> 8) & 0x1F
-        if not hi & 0x8000 or gate_type not in (0x06, 0x07, 0x0E, 0x0F):
-            raise CpuFault(f"no usable IDT gate for vector {vector:#04x} at {self.where()}")
-        selector = lo >> 16
-        offset = (lo & 0xFFFF) | (hi & 0xFFFF_0000)
-        push = self.push32 if gate_type & 0x08 else self.push16
-        if not gate_type & 0x08:
-            offset &= 0xFFFF
-        push(flags)
-        push(cs)
-        push(eip)
-        if error_code is not None:
-            push(error_code)
-        clear = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM
-        if not gate_type & 1:  # interrupt gate (trap gates keep IF)
-            clear |= FLAG_IF
-        uc.reg_write(X.UC_X86_REG_EFLAGS, flags & ~clear)
-        uc.reg_write(X.UC_X86_REG_CS, selector)
-        uc.reg_write(X.UC_X86_REG_EIP, offset)
+        self.delivery.deliver(vector, error_code, kind)
         self.halted = False
 
     def _hook_intr(self, uc: Uc, intno: int, _user: object) -> None:
-        eip = uc.reg_read(X.UC_X86_REG_EIP)
-        base = self.segment_base("cs")
-        before = bytes(self.ram[base + eip - 2 : base + eip]) if eip >= 2 else b""
-        software = (len(before) == 2 and before[0] == 0xCD and before[1] == intno) or (
-            intno in (3, 4) and before[-1:] in (b"\xcc", b"\xce")
-        )
         try:
-            if software:
-                if not self.protected and self.software_interrupt is not None:
-                    if self.software_interrupt(intno):
-                        return
-                self.deliver(intno)
-                return
-            # An exception: real mode has no error codes; protected mode may.
-            code = 0 if self.protected and intno in ERROR_CODE_VECTORS else None
-            self.deliver(intno, code)
+            self.delivery.on_interrupt(intno)
+            self.halted = False
         except CpuFault as exc:
             self.fail(exc)
+
+    def _hook_invalid(self, uc: Uc, _user: object) -> bool:
+        # #UD never reaches UC_HOOK_INTR: the engine stops with UC_ERR_INSN_INVALID
+        # unless this hook takes it (RIP is at the instruction, a fault).
+        try:
+            self.delivery.on_invalid_opcode()
+        except CpuFault as exc:
+            self.fail(exc)
+        return True
 
     # -- time stamp counter ---------------------------------------------------------
     def use_virtual_tsc(self) -> None:
@@ -514,7 +472,14 @@ class Cpu:
 
     # -- the run loop ---------------------------------------------------------------
     def _linear_ip(self) -> int:
-        return self.segment_base("cs") + self.uc.reg_read(X.UC_X86_REG_EIP)
+        """The RAM address of CS:IP (through the page tables with paging on; 0 if unmapped)."""
+        try:
+            linear = self.delivery.linear_ip()
+            if self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
+                return self.delivery.linear_to_physical(linear)
+        except (PageFault, CpuFault):
+            return 0
+        return linear if linear < self.memory.size else 0
 
     def _inject_irq(self) -> bool:
         """Deliver one pending hardware interrupt if IF allows; True if delivered."""
