@@ -60,6 +60,7 @@ from emu.firmware.ata import (
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.video import COLUMNS, ROWS, Screen
 from emu.pc.cpu import FLAG_CF, FLAG_ZF, Cpu
+from emu.pc.engine import UC_SEGMENT
 from emu.pc.keyboard import Keyboard
 
 BIOS_SEGMENT = 0xF000
@@ -295,6 +296,9 @@ class Bios:
         return self.uc.reg_read(reg)
 
     def _w(self, reg: int, value: int) -> None:
+        if reg in UC_SEGMENT:
+            self.cpu.load_segment(reg, value)  # a bare reg_write sets the selector only
+            return
         self.uc.reg_write(reg, value)
 
     def _ah(self) -> int:

@@ -86,6 +86,7 @@ from emu.pc.engine import (
     MSR_EFER,
     SEGMENT_REGS,
     SS,
+    UC_SEGMENT,
     Engine,
     Segment,
     new_engine,
@@ -279,9 +280,17 @@ class Cpu:
         self.memory.write(address, data)
 
     # -- segments (emu/pc/delivery.py reads them through the page tables) ---------
-    def load_segment(self, name: str, selector: int) -> None:
-        """Load a segment register as ``mov sreg, r16`` would (real mode: selector × 16)."""
-        index = SEGMENT_REGS[name]
+    def load_segment(self, seg: str | int, selector: int) -> None:
+        """Load a segment register as ``mov sreg, r16`` would (real mode: selector × 16).
+
+        ``seg`` is a name (``"es"``), an index (:data:`~emu.pc.engine.ES`...) or a
+        Unicorn register id: in ``UC_MODE_64`` a plain ``reg_write`` of CS, DS, ES
+        or SS would set the selector only.
+        """
+        if isinstance(seg, str):
+            index = SEGMENT_REGS[seg]
+        else:
+            index = UC_SEGMENT.get(seg, seg)
         if not self.protected or self.uc.reg_read(X.UC_X86_REG_EFLAGS) & FLAG_VM:
             self.engine.load_segments({index: selector})
             return
