@@ -274,6 +274,8 @@ class Delivery:
                 self._deliver_once(vector, error_code, kind, ext)
                 return
             except GuestFault as fault:
+                if kind is Kind.SOFTWARE:
+                    self._rewind_software_interrupt(vector)
                 if fault.cr2 is not None:
                     uc.reg_write(X.UC_X86_REG_CR2, fault.cr2)
                 if kind is Kind.EXCEPTION and vector == DF:
@@ -287,6 +289,21 @@ class Delivery:
                 else:
                     vector, error_code = fault.vector, fault.error_code
                 kind, ext = Kind.EXCEPTION, 1
+
+    def _rewind_software_interrupt(self, vector: int) -> None:
+        """A fault while delivering ``INT n`` is reported at the INT (SDM vol 3 §6.12.1.1).
+
+        The engine hands the hook RIP past the instruction: ``CD nn`` is two
+        bytes, ``INT3``/``INTO``/``INT1`` one.
+        """
+        uc = self.uc
+        rip = uc.reg_read(X.UC_X86_REG_RIP)
+        try:
+            before = self.read_linear(self.segment_base("cs") + rip - 2, 2)
+        except (GuestFault, CpuFault):
+            before = b""
+        length = 2 if before == bytes((0xCD, vector)) else 1
+        uc.reg_write(X.UC_X86_REG_RIP, rip - length)
 
     def _where(self) -> str:
         cs, rip = self.uc.reg_read_batch([X.UC_X86_REG_CS, X.UC_X86_REG_RIP])

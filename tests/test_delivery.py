@@ -1,0 +1,259 @@
+"""Interrupt and exception delivery with paging and in long mode (emu/pc/delivery.py).
+
+The machine state (GDT, IDT, TSS, page tables, control registers) is laid out
+from Python as Intel SDM vol 3 describes it; the guest code and handlers are
+assembled with nasm.  Handlers store what they find (error code, CR2, the
+frame, RSP) at fixed addresses, and the tests check them bit by bit.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from unicorn import x86_const as X
+
+from emu.pc.cpu import Cpu, CpuFault, StopReason
+from emu.pc.engine import CS, DS, ES, SS, Segment
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
+from tests.test_cpu import assemble, needs_nasm
+
+GDT, IDT, TSS = 0x1000, 0x2000, 0x3000
+PML4, PDPT, PD, PT = 0x10000, 0x11000, 0x12000, 0x13000
+CODE, HANDLERS, USER = 0x20000, 0x30000, 0x40000
+OUT = 0x8000
+"""Where handlers record what they saw."""
+KSTACK, ISTSTACK, USTACK = 0x9_0000, 0xA_0008, 0x7_0000
+HOLE = 0x5_0000
+"""A page left not present until the #PF handler maps it."""
+P, RW, US = 0x1, 0x2, 0x4
+
+
+def gdt_entry(base: int, limit: int, access: int, flags: int) -> bytes:
+    lo = (limit & 0xFFFF) | (base & 0xFFFF) << 16
+    hi = ((base >> 16) & 0xFF) | access << 8 | ((limit >> 16) & 0xF) << 16 | flags << 20 | (
+        base & 0xFF00_0000)
+    return struct.pack("<II", lo, hi)
+
+
+def gate64(offset: int, selector: int, gate_type: int, dpl: int = 0, ist: int = 0) -> bytes:
+    hi = (offset & 0xFFFF_0000) | 0x8000 | dpl << 13 | gate_type << 8 | ist
+    return struct.pack("<IIII", (offset & 0xFFFF) | selector << 16, hi, offset >> 32, 0)
+
+
+def gate32(offset: int, selector: int, gate_type: int, dpl: int = 0) -> bytes:
+    hi = (offset & 0xFFFF_0000) | 0x8000 | dpl << 13 | gate_type << 8
+    return struct.pack("<II", (offset & 0xFFFF) | selector << 16, hi)
+
+
+def make_cpu() -> tuple[Cpu, GuestMemory]:
+    memory = GuestMemory(4 << 20)
+    return Cpu(memory, PortBus()), memory
+
+
+def seg(selector: int, access: int, flags: int) -> Segment:
+    return Segment(selector, 0, 0xFFFF_FFFF, access << 8 | flags << 20 | 0xF << 16)
+
+
+def long_mode(cpu: Cpu, memory: GuestMemory, gates: dict[int, bytes]) -> None:
+    """IA-32e mode, ring 0, identity-mapped 4 KiB pages for the first 2 MiB (user too)."""
+    gdt = b"".join([
+        bytes(8),
+        gdt_entry(0, 0xFFFFF, 0x9A, 0xA),   # 08h: 64-bit code, DPL 0
+        gdt_entry(0, 0xFFFFF, 0x92, 0xC),   # 10h: data, DPL 0
+        gdt_entry(0, 0xFFFFF, 0xFA, 0xA),   # 18h: 64-bit code, DPL 3
+        gdt_entry(0, 0xFFFFF, 0xF2, 0xC),   # 20h: data, DPL 3
+        gdt_entry(TSS, 0x67, 0x89, 0x0),    # 28h: 64-bit TSS (16 bytes)
+        bytes(8),
+    ])
+    memory.write(GDT, gdt)
+    tss = bytearray(0x68)
+    struct.pack_into("<Q", tss, 4, KSTACK)          # RSP0
+    struct.pack_into("<Q", tss, 0x24, ISTSTACK)     # IST1 (not 16-byte aligned on purpose)
+    memory.write(TSS, bytes(tss))
+    idt = bytearray(256 * 16)
+    for vector, gate in gates.items():
+        idt[vector * 16 : vector * 16 + 16] = gate
+    memory.write(IDT, bytes(idt))
+    memory.write(PML4, struct.pack("<Q", PDPT | P | RW | US))
+    memory.write(PDPT, struct.pack("<Q", PD | P | RW | US))
+    memory.write(PD, struct.pack("<Q", PT | P | RW | US))
+    memory.write(PT, b"".join(struct.pack("<Q", (n << 12) | P | RW | US) for n in range(512)))
+    unmap(memory, HOLE)
+    uc = cpu.uc
+    uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT, len(gdt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_IDTR, (0, IDT, len(idt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_TR, (0x28, TSS, 0x67, 0x8900))
+    uc.reg_write(X.UC_X86_REG_CR4, 0x20)                 # PAE
+    uc.reg_write(X.UC_X86_REG_CR3, PML4)
+    uc.msr_write(0xC000_0080, 0x100)                     # EFER.LME
+    uc.reg_write(X.UC_X86_REG_CR0, 0x8001_0011)          # PG, WP, ET, PE → LMA
+    cpu.engine.load_segments({CS: seg(0x08, 0x9B, 0xA), SS: seg(0x10, 0x93, 0xC),
+                              DS: seg(0x10, 0x93, 0xC), ES: seg(0x10, 0x93, 0xC)})
+    uc.reg_write(X.UC_X86_REG_RSP, KSTACK)
+
+
+def unmap(memory: GuestMemory, page: int) -> None:
+    memory.write(PT + (page >> 12) * 8, struct.pack("<Q", 0))
+
+
+def run(cpu: Cpu, memory: GuestMemory, code: bytes, at: int = CODE, limit: int = 100_000
+        ) -> StopReason:
+    memory.write(at, code)
+    cpu.set_reg("rip", at)
+    return cpu.run(limit).reason
+
+
+# The #PF handler (IST1): records error code, CR2, RSP before the pop and the
+# five-qword frame, maps the faulting page (PTE = CR2 | P | RW | US), counts.
+PF_HANDLER_64 = f"""
+bits 64
+org {HANDLERS:#x}
+pf:
+    push rax
+    push rbx
+    mov rbx, [{OUT:#x}]          ; record number n
+    shl rbx, 6
+    add rbx, {OUT + 0x40:#x}
+    lea rax, [rsp + 16]
+    mov [rbx], rax               ; RSP at entry (points at the error code)
+    mov rax, [rsp + 16]
+    mov [rbx + 8], rax           ; error code
+    mov rax, cr2
+    mov [rbx + 16], rax
+    mov rax, [rsp + 24]
+    mov [rbx + 24], rax          ; RIP
+    mov rax, [rsp + 32]
+    mov [rbx + 32], rax          ; CS
+    mov rax, [rsp + 40]
+    mov [rbx + 40], rax          ; RFLAGS
+    mov rax, [rsp + 48]
+    mov [rbx + 48], rax          ; RSP
+    mov rax, [rsp + 56]
+    mov [rbx + 56], rax          ; SS
+    inc qword [{OUT:#x}]
+    mov rax, cr2
+    shr rax, 12
+    lea rbx, [{PT:#x} + rax * 8]
+    mov rax, cr2
+    and rax, ~0xFFF
+    or rax, 7
+    mov [rbx], rax
+    mov rax, cr2
+    invlpg [rax]
+    pop rbx
+    pop rax
+    add rsp, 8                   ; drop the error code
+    iretq
+"""
+
+
+@needs_nasm
+def test_long_mode_three_page_faults_in_a_row_through_ist(tmp_path: Path):
+    """Three #PFs (read, write, fetch... as kernel code) arrive as #PF each time.
+
+    Without clearing the engine's remembered exception, the second would come as
+    #DF (vector 8) and the third would stop the engine.
+    """
+    cpu, memory = make_cpu()
+    handler = assemble(PF_HANDLER_64, tmp_path, "pf")
+    memory.write(HANDLERS, handler)
+    long_mode(cpu, memory, {14: gate64(HANDLERS, 0x08, 0xE, ist=1)})
+    unmap(memory, HOLE + 0x1000)
+    unmap(memory, HOLE + 0x2000)
+    code = assemble(f"""
+bits 64
+org {CODE:#x}
+    mov rax, [{HOLE + 0x10:#x}]
+    mov dword [{HOLE + 0x1020:#x}], 0x12345678
+    mov rbx, [{HOLE + 0x2ff8:#x}]
+    mov r8, 0x1122334455667788
+    cli
+    hlt
+    jmp $-2
+""", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    assert memory.read_u32(OUT) == 3
+    records = [struct.unpack_from("<8Q", memory.data, OUT + 0x40 + 64 * n) for n in range(3)]
+    codes = [r[1] for r in records]
+    assert codes == [0b000, 0b010, 0b000]  # read NP, write NP, read NP (supervisor)
+    assert [r[2] for r in records] == [HOLE + 0x10, HOLE + 0x1020, HOLE + 0x2FF8]
+    for entry_rsp, _, _, rip, cs, rflags, rsp, ss in records:
+        # IST1 = A0008h aligned down to A0000h; five qwords plus the error code below it.
+        assert entry_rsp == 0xA_0000 - 6 * 8
+        assert cs == 0x08 and ss == 0x10 and rsp == KSTACK
+        assert CODE <= rip < CODE + len(code)
+        assert rflags & 0x2
+    assert memory.read_u32(HOLE + 0x1020) == 0x12345678
+    assert cpu.reg("r8") == 0x1122334455667788  # 64-bit registers from Python
+
+
+@needs_nasm
+def test_long_mode_user_int_n_switches_to_rsp0_and_gp_on_dpl(tmp_path: Path):
+    """Ring 3 → ring 0 through a DPL-3 trap gate (RSP0, SS null with RPL 0), and
+    INT n through a DPL-0 gate from ring 3 is #GP(vector×8+2)."""
+    cpu, memory = make_cpu()
+    int80 = assemble(f"""
+bits 64
+org {HANDLERS:#x}
+    mov [{OUT + 0x100:#x}], rsp
+    mov rax, [rsp]
+    mov [{OUT + 0x108:#x}], rax    ; RIP
+    mov rax, [rsp + 8]
+    mov [{OUT + 0x110:#x}], rax    ; CS
+    mov rax, [rsp + 16]
+    mov [{OUT + 0x118:#x}], rax    ; RFLAGS
+    mov rax, [rsp + 24]
+    mov [{OUT + 0x120:#x}], rax    ; RSP
+    mov rax, [rsp + 32]
+    mov [{OUT + 0x128:#x}], rax    ; SS
+    mov [{OUT + 0x130:#x}], ss
+    pushfq
+    pop rax
+    mov [{OUT + 0x138:#x}], rax    ; RFLAGS inside: IF kept by a trap gate
+    iretq
+""", tmp_path, "int80")
+    gp = assemble(f"""
+bits 64
+org {HANDLERS + 0x200:#x}
+    mov rax, [rsp]
+    mov [{OUT + 0x140:#x}], rax    ; error code
+    mov rax, [rsp + 8]
+    mov [{OUT + 0x148:#x}], rax    ; RIP: the INT instruction (a fault)
+    cli
+    hlt
+    jmp $-2
+""", tmp_path, "gp")
+    memory.write(HANDLERS, int80)
+    memory.write(HANDLERS + 0x200, gp)
+    long_mode(cpu, memory, {
+        0x80: gate64(HANDLERS, 0x08, 0xF, dpl=3),
+        0x81: gate64(HANDLERS, 0x08, 0xE, dpl=0),
+        13: gate64(HANDLERS + 0x200, 0x08, 0xE),
+    })
+    user = assemble(f"""
+bits 64
+org {USER:#x}
+    mov rsp, {USTACK + 8:#x}
+    int 0x80
+    mov [{OUT + 0x150:#x}], rsp
+    int 0x81
+""", tmp_path, "u")
+    memory.write(USER, user)
+    # Enter ring 3 with IF set: CS 1Bh, SS 23h.
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xA), SS: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rflags", 0x202)
+    cpu.set_reg("rip", USER)
+    assert cpu.run(100_000).reason is StopReason.HALTED
+    q = lambda at: struct.unpack_from("<Q", memory.data, OUT + at)[0]  # noqa: E731
+    assert q(0x100) == KSTACK - 40                   # RSP0 (already aligned), five qwords
+    assert q(0x108) == USER + 5 + 2                  # past "mov esp, imm" and "int 0x80"
+    assert q(0x110) == 0x1B and q(0x120) == USTACK + 8 and q(0x128) == 0x23
+    assert q(0x118) & 0x200                          # user RFLAGS had IF
+    assert q(0x130) == 0                             # SS = null selector, RPL 0
+    assert q(0x138) & 0x200                          # trap gate keeps IF
+    assert q(0x150) == USTACK + 8                    # iretq back to ring 3's stack
+    assert q(0x140) == 0x81 << 3 | 2                 # #GP(IDT entry 81h)
+    assert q(0x148) == USER + 5 + 2 + 8              # at "int 0x81", after the store
