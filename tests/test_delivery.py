@@ -103,6 +103,7 @@ def run(cpu: Cpu, memory: GuestMemory, code: bytes, at: int = CODE, limit: int =
         ) -> StopReason:
     memory.write(at, code)
     cpu.set_reg("rip", at)
+    cpu.halted = False
     return cpu.run(limit).reason
 
 
@@ -257,3 +258,159 @@ org {USER:#x}
     assert q(0x150) == USTACK + 8                    # iretq back to ring 3's stack
     assert q(0x140) == 0x81 << 3 | 2                 # #GP(IDT entry 81h)
     assert q(0x148) == USER + 5 + 2 + 8              # at "int 0x81", after the store
+
+
+@needs_nasm
+def test_long_mode_ud_irq_and_triple_fault(tmp_path: Path):
+    """#UD through the IDT (it never reaches UC_HOOK_INTR), an external IRQ with
+    IF cleared by the interrupt gate, then a #PF with no usable gate: #PF → #GP
+    delivery fails → #DF has no gate either → triple fault, reported as CpuFault."""
+    cpu, memory = make_cpu()
+    ud = assemble(f"""
+bits 64
+org {HANDLERS:#x}
+    mov rax, [rsp]
+    mov [{OUT:#x}], rax            ; RIP of ud2
+    add qword [rsp], 2             ; skip it
+    iretq
+""", tmp_path, "ud")
+    irq = assemble(f"""
+bits 64
+org {HANDLERS + 0x100:#x}
+    pushfq
+    pop rax
+    mov [{OUT + 8:#x}], rax        ; RFLAGS inside: IF clear
+    mov rax, [rsp + 16]
+    mov [{OUT + 16:#x}], rax       ; RFLAGS pushed: IF set
+    iretq
+""", tmp_path, "irq")
+    memory.write(HANDLERS, ud)
+    memory.write(HANDLERS + 0x100, irq)
+    long_mode(cpu, memory, {6: gate64(HANDLERS, 0x08, 0xE),
+                            0x30: gate64(HANDLERS + 0x100, 0x08, 0xE)})
+    code = assemble(f"""
+bits 64
+org {CODE:#x}
+    ud2
+    mov dword [{OUT + 24:#x}], 1
+    sti
+    cli
+    hlt
+    jmp $-2
+""", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    assert struct.unpack_from("<Q", memory.data, OUT)[0] == CODE
+    assert memory.read_u32(OUT + 24) == 1
+    cpu.set_reg("rflags", 0x202)
+    cpu.deliver(0x30)                                  # an IRQ from the controller
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    assert not struct.unpack_from("<Q", memory.data, OUT + 8)[0] & 0x200
+    assert struct.unpack_from("<Q", memory.data, OUT + 16)[0] & 0x200
+    fault = assemble(f"bits 64\norg {CODE + 0x100:#x}\n    mov rax, [{HOLE:#x}]\n", tmp_path,
+                     "f")
+    with pytest.raises(CpuFault, match="triple fault at 0008:"):
+        run(cpu, memory, fault, at=CODE + 0x100)
+
+
+def protected_paged(cpu: Cpu, memory: GuestMemory, gates: dict[int, bytes]) -> None:
+    """32-bit protected mode, 32-bit paging (PD at PML4, one table at PT), ring 0."""
+    gdt = b"".join([
+        bytes(8),
+        gdt_entry(0, 0xFFFFF, 0x9A, 0xC),   # 08h: 32-bit code, DPL 0
+        gdt_entry(0, 0xFFFFF, 0x92, 0xC),   # 10h: data, DPL 0
+        gdt_entry(0, 0xFFFFF, 0xFA, 0xC),   # 18h: 32-bit code, DPL 3
+        gdt_entry(0, 0xFFFFF, 0xF2, 0xC),   # 20h: data, DPL 3
+        gdt_entry(TSS, 0x67, 0x89, 0x0),    # 28h: 32-bit TSS
+    ])
+    memory.write(GDT, gdt)
+    tss = bytearray(0x68)
+    struct.pack_into("<IH", tss, 4, KSTACK, 0x10)    # ESP0, SS0
+    memory.write(TSS, bytes(tss))
+    idt = bytearray(256 * 8)
+    for vector, gate in gates.items():
+        idt[vector * 8 : vector * 8 + 8] = gate
+    memory.write(IDT, bytes(idt))
+    memory.write(PML4, struct.pack("<I", PT | P | RW | US))
+    memory.write(PT, b"".join(struct.pack("<I", (n << 12) | P | RW | US) for n in range(1024)))
+    memory.write(PT + (HOLE >> 12) * 4, struct.pack("<I", 0))
+    uc = cpu.uc
+    uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT, len(gdt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_IDTR, (0, IDT, len(idt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_TR, (0x28, TSS, 0x67, 0x8900))
+    uc.reg_write(X.UC_X86_REG_CR3, PML4)
+    uc.reg_write(X.UC_X86_REG_CR0, 0x8001_0011)
+    cpu.engine.load_segments({CS: seg(0x08, 0x9B, 0xC), SS: seg(0x10, 0x93, 0xC),
+                              DS: seg(0x10, 0x93, 0xC), ES: seg(0x10, 0x93, 0xC)})
+    uc.reg_write(X.UC_X86_REG_RSP, KSTACK)
+
+
+@needs_nasm
+def test_32bit_paging_user_page_faults_switch_to_esp0_from_the_tss(tmp_path: Path):
+    """Ring-3 code faults twice (read, then write) on a not-present page: each #PF
+    arrives through the 32-bit interrupt gate on SS0:ESP0 with SS, ESP, EFLAGS, CS,
+    EIP and an error code with U/S set; the handler maps the page and retries."""
+    cpu, memory = make_cpu()
+    handler = assemble(f"""
+bits 32
+org {HANDLERS:#x}
+    push eax
+    push ebx
+    mov ebx, [{OUT:#x}]
+    shl ebx, 5
+    add ebx, {OUT + 0x40:#x}
+    lea eax, [esp + 8]
+    mov [ebx], eax               ; ESP at entry
+    mov eax, [esp + 8]
+    mov [ebx + 4], eax           ; error code
+    mov eax, cr2
+    mov [ebx + 8], eax
+    mov eax, [esp + 12]
+    mov [ebx + 12], eax          ; EIP
+    mov eax, [esp + 16]
+    mov [ebx + 16], eax          ; CS
+    mov eax, [esp + 24]
+    mov [ebx + 20], eax          ; ESP
+    mov eax, [esp + 28]
+    mov [ebx + 24], eax          ; SS
+    mov [ebx + 28], ss
+    inc dword [{OUT:#x}]
+    mov eax, cr2
+    shr eax, 12
+    mov dword [{PT:#x} + eax * 4], 0
+    mov ebx, cr2
+    and ebx, ~0xFFF
+    or ebx, 7
+    mov [{PT:#x} + eax * 4], ebx
+    mov eax, cr2
+    invlpg [eax]
+    pop ebx
+    pop eax
+    add esp, 4
+    iretd
+""", tmp_path, "pf32")
+    memory.write(HANDLERS, handler)
+    protected_paged(cpu, memory, {14: gate32(HANDLERS, 0x08, 0xE)})
+    memory.write(PT + ((HOLE + 0x1000) >> 12) * 4, struct.pack("<I", 0))
+    user = assemble(f"""
+bits 32
+org {USER:#x}
+    mov eax, [{HOLE + 0x44:#x}]
+    mov dword [{HOLE + 0x1048:#x}], 0xCAFE
+    mov [{OUT + 0x20:#x}], eax
+    int3
+""", tmp_path, "u32")
+    memory.write(USER, user)
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xC), SS: seg(0x23, 0xF3, 0xC),
+                              DS: seg(0x23, 0xF3, 0xC), ES: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rsp", USTACK)
+    cpu.set_reg("rip", USER)
+    with pytest.raises(CpuFault):
+        cpu.run(100_000)  # the int3 at the end has no gate: #GP, #DF, triple fault
+    assert memory.read_u32(OUT) == 2
+    for n, (code, cr2, eip) in enumerate([(0b100, HOLE + 0x44, USER),
+                                          (0b110, HOLE + 0x1048, USER + 5)]):
+        rec = struct.unpack_from("<8I", memory.data, OUT + 0x40 + 32 * n)
+        assert rec[0] == KSTACK - 24             # SS, ESP, EFLAGS, CS, EIP, error code
+        assert rec[1] == code and rec[2] == cr2 and rec[3] == eip
+        assert rec[4] == 0x1B and rec[5] == USTACK and rec[6] == 0x23 and rec[7] == 0x10
+    assert memory.read_u32(HOLE + 0x1048) == 0xCAFE

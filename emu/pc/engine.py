@@ -23,6 +23,12 @@ Every fact below was measured on unicorn 2.1.4 and has a regression test in
   engine's derived mode bits the way a segment load does on the CPU: CPL =
   SS.DPL (SDM vol 3 §5.5), 16/32/64-bit code from CS.D and CS.L with EFER.LMA
   (§5.2.1), 16/32-bit stack from SS.B.
+* **``emu_start``'s ``until`` is a guest fault in disguise.**  Unicorn looks
+  the ``until`` address up through the guest's page tables before it runs;
+  with paging on and nothing mapped there, the ``#PF`` (``#GP`` for a
+  non-canonical address) is raised inside the engine, seen by no hook, and
+  remembered (next point).  :func:`new_engine` turns Unicorn's "exits" on with
+  an empty list, which makes ``until`` inert.
 * **The engine remembers the last exception** (QEMU's double-fault
   bookkeeping, which only its own interrupt delivery clears, and Unicorn never
   runs it).  Without help, a second ``#PF`` arrives as ``#DF`` and a third stops
@@ -121,6 +127,12 @@ def new_engine() -> Uc:
     uc.reg_write(X.UC_X86_REG_CR4, 0)
     if uc.msr_read(MSR_EFER) & EFER_LMA:
         raise EngineError("the engine stays in long mode with paging off")
+    # emu_start's ``until`` address is translated through the guest's page tables
+    # before anything runs: unmapped (or non-canonical) it raises a #PF (#GP) inside
+    # the engine that no hook sees but that is remembered, so the guest's next real
+    # fault arrives as #DF or stops the engine.  With "exits" enabled and none set,
+    # ``until`` is ignored; slices end by count or by our own stops.
+    uc.ctl_exits_enabled(True)
     return uc
 
 
