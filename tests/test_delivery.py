@@ -414,3 +414,122 @@ org {USER:#x}
         assert rec[1] == code and rec[2] == cr2 and rec[3] == eip
         assert rec[4] == 0x1B and rec[5] == USTACK and rec[6] == 0x23 and rec[7] == 0x10
     assert memory.read_u32(HOLE + 0x1048) == 0xCAFE
+
+
+@needs_nasm
+def test_syscall_and_sysretq_round_trip_from_ring_3(tmp_path: Path):
+    """SYSCALL (carried out by the glue: Unicorn skips it) and SYSRETQ (the engine's).
+
+    SDM vol 2B: RCX = next RIP, R11 = RFLAGS, RFLAGS &= ~FMASK, CS = STAR[47:32],
+    SS = STAR[47:32] + 8, RIP = LSTAR; SYSRETQ: CS = STAR[63:48] + 16 | 3,
+    SS = STAR[63:48] + 8 | 3, RIP = RCX.
+    """
+    cpu, memory = make_cpu()
+    entry = assemble(f"""
+bits 64
+org {HANDLERS:#x}
+    inc qword [{OUT:#x}]
+    cmp qword [{OUT:#x}], 1
+    jne .second
+    mov [{OUT + 8:#x}], rcx
+    mov [{OUT + 16:#x}], r11
+    mov [{OUT + 24:#x}], cs
+    mov [{OUT + 32:#x}], ss
+    pushfq
+    pop rax
+    mov [{OUT + 40:#x}], rax
+    o64 sysret
+.second:
+    cli
+    hlt
+    jmp .second
+""", tmp_path, "entry")
+    memory.write(HANDLERS, entry)
+    long_mode(cpu, memory, {})
+    uc = cpu.uc
+    uc.msr_write(0xC000_0080, uc.msr_read(0xC000_0080) | 1)       # EFER.SCE
+    uc.msr_write(0xC000_0081, 0x08 << 32 | 0x10 << 48)             # STAR
+    uc.msr_write(0xC000_0082, HANDLERS)                            # LSTAR
+    uc.msr_write(0xC000_0084, 0x200)                               # FMASK: IF
+    user = assemble(f"""
+bits 64
+org {USER:#x}
+    syscall
+    mov [{OUT + 48:#x}], cs
+    mov [{OUT + 56:#x}], ss
+    syscall
+""", tmp_path, "user")
+    memory.write(USER, user)
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xA), SS: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rflags", 0x202)
+    cpu.set_reg("rsp", USTACK)
+    cpu.set_reg("rip", USER)
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    q = lambda at: struct.unpack_from("<Q", memory.data, OUT + at)[0]  # noqa: E731
+    assert q(0) == 2
+    assert q(8) == USER + 2                       # RCX: the instruction after SYSCALL
+    assert q(16) & 0x200                          # R11: the user's RFLAGS, IF set
+    assert q(24) == 0x08 and q(32) == 0x10        # STAR[47:32] and + 8
+    assert not q(40) & 0x200                      # FMASK cleared IF
+    assert q(48) == 0x10 + 16 | 3 and q(56) == 0x10 + 8 | 3  # back in ring 3
+    assert cpu.reg("rcx") == USER + 2 + 7 + 7 + 2  # the second SYSCALL's RCX
+
+
+@needs_nasm
+def test_syscall_without_efer_sce_is_ud_at_the_instruction(tmp_path: Path):
+    cpu, memory = make_cpu()
+    ud = assemble(f"bits 64\norg {HANDLERS:#x}\n    mov rax, [rsp]\n"
+                  f"    mov [{OUT:#x}], rax\n    cli\n    hlt\n    jmp $-2\n", tmp_path, "ud")
+    memory.write(HANDLERS, ud)
+    long_mode(cpu, memory, {6: gate64(HANDLERS, 0x08, 0xE)})
+    code = assemble(f"bits 64\norg {CODE:#x}\n    nop\n    syscall\n", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    assert struct.unpack_from("<Q", memory.data, OUT)[0] == CODE + 1
+
+
+@needs_nasm
+def test_sysenter_and_sysexit_in_32bit_protected_mode(tmp_path: Path):
+    """SYSENTER from ring 3 (the glue) and SYSEXIT back (the engine): SDM vol 2B."""
+    cpu, memory = make_cpu()
+    entry = assemble(f"""
+bits 32
+org {HANDLERS:#x}
+    inc dword [{OUT:#x}]
+    cmp dword [{OUT:#x}], 1
+    jne .second
+    mov [{OUT + 4:#x}], esp
+    mov [{OUT + 8:#x}], cs
+    mov [{OUT + 12:#x}], ss
+    mov ecx, {USTACK:#x}
+    mov edx, {USER + 2:#x}
+    sysexit
+.second:
+    cli
+    hlt
+    jmp .second
+""", tmp_path, "entry32")
+    memory.write(HANDLERS, entry)
+    protected_paged(cpu, memory, {})
+    uc = cpu.uc
+    uc.msr_write(0x174, 0x08)
+    uc.msr_write(0x175, KSTACK - 0x100)
+    uc.msr_write(0x176, HANDLERS)
+    user = assemble(f"""
+bits 32
+org {USER:#x}
+    sysenter
+    mov [{OUT + 16:#x}], cs
+    mov [{OUT + 20:#x}], ss
+    mov [{OUT + 24:#x}], esp
+    sysenter
+""", tmp_path, "user32")
+    memory.write(USER, user)
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xC), SS: seg(0x23, 0xF3, 0xC),
+                              DS: seg(0x23, 0xF3, 0xC), ES: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rsp", USTACK)
+    cpu.set_reg("rip", USER)
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    d = lambda at: memory.read_u32(OUT + at)  # noqa: E731
+    assert d(0) == 2
+    assert d(4) == KSTACK - 0x100 and d(8) == 0x08 and d(12) == 0x10
+    assert d(16) == 0x08 + 16 | 3 and d(20) == 0x08 + 24 | 3 and d(24) == USTACK

@@ -198,6 +198,10 @@ class Cpu:
             self.uc.hook_add(UC_HOOK_INSN, self._hook_out, None, 1, 0, X.UC_X86_INS_OUT),
             self.uc.hook_add(UC_HOOK_INTR, self._hook_intr),
             self.uc.hook_add(UC_HOOK_INSN_INVALID, self._hook_invalid),
+            self.uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0,
+                             X.UC_X86_INS_SYSCALL),
+            self.uc.hook_add(UC_HOOK_INSN, self._hook_sysenter, None, 1, 0,
+                             X.UC_X86_INS_SYSENTER),
         ]
         # Fault reports for accesses where nothing is mapped.  The hooks cover only the
         # ranges outside RAM: a memory hook over a RAM address keeps every store to it
@@ -358,6 +362,18 @@ class Cpu:
         except CpuFault as exc:
             self.fail(exc)
         return True
+
+    def _hook_syscall(self, uc: Uc, _user: object) -> None:
+        try:
+            self.delivery.on_syscall()
+        except CpuFault as exc:
+            self.fail(exc)
+
+    def _hook_sysenter(self, uc: Uc, _user: object) -> None:
+        try:
+            self.delivery.on_sysenter()
+        except CpuFault as exc:
+            self.fail(exc)
 
     # -- time stamp counter ---------------------------------------------------------
     def use_virtual_tsc(self) -> None:

@@ -26,6 +26,10 @@ following Intel SDM vol 3:
   ``#PF``'s code and CR2 come from the engine for the guest's own accesses
   (``emu/pc/engine.py`` reads the code out of the saved context) and from the
   page walk (``emu/pc/paging.py``) for faults during delivery.
+* **SYSCALL and SYSENTER** (SDM vol 2B): Unicorn hands both to an
+  instruction hook and executes neither; the glue loads the flat ring-0 CS/SS
+  they define, RCX/R11 (SYSCALL) and RSP/RIP from the MSRs.  SYSRET, SYSEXIT,
+  RDMSR, WRMSR, CPUID and IRETQ are executed by the engine itself.
 * **Double and triple faults** (§6.15, table 6-5, "Interrupt 8"): a fault while
   delivering an exception either is handled serially or becomes ``#DF``; a
   fault while delivering ``#DF`` is a triple fault, which this PC reports as a
@@ -57,7 +61,15 @@ CR0_PE, CR0_PG = 0x1, 0x8000_0000
 FLAG_TF, FLAG_IF, FLAG_NT = 0x100, 0x200, 0x4000
 FLAG_RF, FLAG_VM, FLAG_AC = 0x1_0000, 0x2_0000, 0x4_0000
 MSR_EFER = 0xC000_0080
-EFER_LMA = 0x400
+EFER_SCE, EFER_LMA = 0x1, 0x400
+MSR_STAR, MSR_LSTAR, MSR_FMASK = 0xC000_0081, 0xC000_0082, 0xC000_0084
+MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP = 0x174, 0x175, 0x176
+# Flat ring-0 segments as SYSCALL/SYSENTER load them (fixed, not read from the GDT):
+# G, P, DPL 0, S, limit 19:16 = F; code execute/read accessed (L for 64-bit, D for
+# 32-bit), data read/write accessed with B.
+_FLAT_CODE64 = 0x00AF_9B00
+_FLAT_CODE32 = 0x00CF_9B00
+_FLAT_DATA = 0x00CF_9300
 
 UD, DF, TS, NP, SS_FAULT, GP, PF = 6, 8, 10, 11, 12, 13, 14
 ERROR_CODE_VECTORS = frozenset({8, 10, 11, 12, 13, 14, 17, 21})
@@ -257,6 +269,60 @@ class Delivery:
     def on_invalid_opcode(self) -> None:
         """``UC_HOOK_INSN_INVALID``: ``#UD`` (a fault: RIP is at the instruction)."""
         self.deliver(UD, None, Kind.EXCEPTION)
+
+    # -- fast system calls (SDM vol 2B SYSCALL, SYSENTER) -------------------------------
+    # Unicorn 2.1.4 executes neither: it calls the UC_HOOK_INSN hook with RIP at the
+    # instruction and then adds the instruction's length (2) to whatever RIP the hook
+    # left.  Each handler therefore ends by leaving RIP two bytes before its target.
+    def on_syscall(self) -> None:
+        """SYSCALL in 64-bit mode: RCX ← next RIP, R11 ← RFLAGS, CS/SS from STAR, RIP ← LSTAR."""
+        uc = self.uc
+        efer = uc.msr_read(MSR_EFER)
+        rip, rflags = uc.reg_read_batch([X.UC_X86_REG_RIP, X.UC_X86_REG_RFLAGS])
+        if not efer & EFER_SCE or not efer & EFER_LMA or self.code_bits() != 64:
+            self._fault_in_hook(UD)
+            return
+        star = uc.msr_read(MSR_STAR)
+        selector = (star >> 32) & 0xFFFC
+        self.engine.load_segments({
+            CS: Segment(selector, 0, 0xFFFF_FFFF, _FLAT_CODE64),
+            SS: Segment(selector + 8, 0, 0xFFFF_FFFF, _FLAT_DATA),
+        })
+        uc.reg_write_batch([
+            (X.UC_X86_REG_RCX, rip + 2),
+            (X.UC_X86_REG_R11, rflags & ~FLAG_RF),
+            (X.UC_X86_REG_RFLAGS, rflags & ~uc.msr_read(MSR_FMASK) & ~FLAG_RF & 0xFFFF_FFFF),
+            (X.UC_X86_REG_RIP, (uc.msr_read(MSR_LSTAR) - 2) & 0xFFFF_FFFF_FFFF_FFFF),
+        ])
+
+    def on_sysenter(self) -> None:
+        """SYSENTER: CS/SS from IA32_SYSENTER_CS, RSP/RIP from its ESP/EIP MSRs, ring 0."""
+        uc = self.uc
+        if not uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE:
+            self._fault_in_hook(GP, 0)
+            return
+        selector = uc.msr_read(MSR_SYSENTER_CS) & 0xFFFC
+        if not selector:
+            self._fault_in_hook(GP, 0)
+            return
+        long_mode = self.long_mode()
+        flags = uc.reg_read(X.UC_X86_REG_RFLAGS)
+        self.engine.load_segments({
+            CS: Segment(selector, 0, 0xFFFF_FFFF, _FLAT_CODE64 if long_mode else _FLAT_CODE32),
+            SS: Segment(selector + 8, 0, 0xFFFF_FFFF, _FLAT_DATA),
+        })
+        mask = 0xFFFF_FFFF_FFFF_FFFF if long_mode else 0xFFFF_FFFF
+        uc.reg_write_batch([
+            (X.UC_X86_REG_RFLAGS, flags & ~(FLAG_VM | FLAG_IF | FLAG_RF)),
+            (X.UC_X86_REG_RSP, uc.msr_read(MSR_SYSENTER_ESP) & mask),
+            (X.UC_X86_REG_RIP, ((uc.msr_read(MSR_SYSENTER_EIP) & mask) - 2) & mask),
+        ])
+
+    def _fault_in_hook(self, vector: int, error_code: int | None = None) -> None:
+        """Deliver a fault from an instruction hook (RIP at the instruction)."""
+        self.deliver(vector, error_code, Kind.EXCEPTION)
+        rip = self.uc.reg_read(X.UC_X86_REG_RIP)
+        self.uc.reg_write(X.UC_X86_REG_RIP, (rip - 2) & 0xFFFF_FFFF_FFFF_FFFF)
 
     # -- delivery -----------------------------------------------------------------------
     def deliver(self, vector: int, error_code: int | None = None,
