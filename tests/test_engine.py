@@ -1,0 +1,172 @@
+"""Unicorn 2.1.4 facts the CPU glue is built on (emu/pc/engine.py), one test per pitfall.
+
+Each test shows the engine's raw behaviour first (so a Unicorn upgrade that
+changes it is noticed) and then the glue's answer.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from unicorn import (
+    UC_ARCH_X86,
+    UC_ERR_INSN_INVALID,
+    UC_HOOK_INTR,
+    UC_MODE_32,
+    UC_MODE_64,
+    Uc,
+    UcError,
+)
+from unicorn import x86_const as X
+
+from emu.pc.cpu import Cpu, StopReason
+from emu.pc.engine import CS, ES, Engine, new_engine, probe_layout
+from emu.pc.memory import GuestMemory
+from emu.pc.ports import PortBus
+
+
+def paged_engine(mode: int = UC_MODE_64) -> Uc:
+    """32-bit paging over 0–FFFFh; 3000h read-only, 4000h not present (as the probe)."""
+    uc = new_engine() if mode == UC_MODE_64 else Uc(UC_ARCH_X86, mode)
+    uc.mem_map(0, 0x10000)
+    uc.mem_write(0x1000, struct.pack("<I", 0x2000 | 3))
+    table = bytearray(4096)
+    for page in range(16):
+        struct.pack_into("<I", table, page * 4, page << 12 | 3)
+    struct.pack_into("<I", table, 3 * 4, 3 << 12 | 1)
+    struct.pack_into("<I", table, 4 * 4, 0)
+    uc.mem_write(0x2000, bytes(table))
+    uc.reg_write(X.UC_X86_REG_CR3, 0x1000)
+    uc.reg_write(X.UC_X86_REG_CR0, 0x8001_0011)
+    return uc
+
+
+def test_mode_32_hides_64bit_registers_and_mode_64_shows_them():
+    narrow = Uc(UC_ARCH_X86, UC_MODE_32)
+    narrow.reg_write(X.UC_X86_REG_R8, 0x1122_3344_5566_7788)
+    assert narrow.reg_read(X.UC_X86_REG_R8) == 0           # the pitfall
+    cpu = Cpu(GuestMemory(1 << 20), PortBus())
+    cpu.set_reg("r8", 0x1122_3344_5566_7788)
+    cpu.set_reg("rip", 0xFFFF_FFFF_8100_0000)
+    assert cpu.reg("r8") == 0x1122_3344_5566_7788
+    assert cpu.reg("rip") == 0xFFFF_FFFF_8100_0000
+    assert not cpu.protected and cpu.uc.msr_read(0xC000_0080) == 0
+
+
+def test_new_engine_is_in_real_mode_at_the_reset_vector():
+    cpu = Cpu(GuestMemory(2 << 20), PortBus())
+    # F000:FFF0 → linear FFFF0h; mov ax, cs; mov bx, 1234h; push bx; cli; hlt; jmp $-2
+    cpu.memory.write(0xFFFF0, bytes.fromhex("8cc8bb341253faf4ebfd"))
+    cpu.reset_real_mode(0xF000, 0xFFF0, ss=0, sp=0x7C00)
+    assert cpu.run(1000).reason is StopReason.HALTED
+    assert cpu.reg("ax") == 0xF000 and cpu.memory.read_u16(0x7BFE) == 0x1234
+    assert cpu.reg("eip") == 0xFFF0 + 8
+
+
+def test_mode_64_segment_write_sets_only_the_selector():
+    uc = new_engine()
+    engine = Engine(uc)
+    uc.reg_write(X.UC_X86_REG_ES, 0x1000)
+    assert uc.reg_read(X.UC_X86_REG_ES) == 0x1000
+    assert engine.segment(ES).base == 0                      # the pitfall: base unchanged
+    cpu = Cpu(GuestMemory(2 << 20), PortBus())
+    cpu.memory.write(0x10000, b"\x5a")
+    cpu.memory.write(0x7C00, bytes.fromhex("26a00000faf4ebfd"))  # mov al, [es:0]; cli; hlt
+    cpu.reset_real_mode(0, 0x7C00)
+    cpu.set_reg("es", 0x1000)
+    assert cpu.engine.segment(ES).base == 0x10000
+    assert cpu.run(1000).reason is StopReason.HALTED
+    assert cpu.reg("al") == 0x5A
+
+
+def test_the_engine_remembers_the_last_exception_until_the_glue_clears_it():
+    seen: list[int] = []
+    uc = paged_engine()
+    uc.hook_add(UC_HOOK_INTR, lambda engine, intno, _: (seen.append(intno), engine.emu_stop()))
+    uc.mem_write(0x5000, bytes.fromhex("a100400000"))        # mov eax, [4000h]
+    for _ in range(2):
+        uc.emu_start(0x5000, 0, 0, 1)
+    assert seen == [14, 8]                                   # the second #PF looks like #DF
+    engine = Engine(uc)
+    for _ in range(3):
+        engine.forget_exception()
+        uc.emu_start(0x5000, 0, 0, 1)
+    assert seen[2:] == [14, 14, 14]
+
+
+def test_probe_finds_each_context_field_once():
+    layout = probe_layout()
+    offsets = [layout.hflags, layout.segments, layout.error_code, layout.is_int,
+               layout.old_exception]
+    assert len(set(offsets)) == len(offsets)
+    assert layout.stride >= 20  # selector, base, limit, flags
+
+
+def test_error_code_and_int_flag_come_from_the_context():
+    uc = paged_engine()
+    engine = Engine(uc)
+    uc.ctl_exits_enabled(True)
+    found: list[tuple[int, int, bool]] = []
+
+    def hook(_uc: Uc, intno: int, _user: object) -> None:
+        found.append((intno, *engine.exception()))
+        engine.forget_exception()
+        _uc.emu_stop()
+
+    uc.hook_add(UC_HOOK_INTR, hook)
+    for code in ("c7050030000001000000",  # write to read-only 3000h: P|W
+                 "c7050040000001000000",  # write to absent 4000h: W
+                 "cd30"):                 # int 30h
+        uc.mem_write(0x5000, bytes.fromhex(code))
+        uc.ctl_remove_cache(0x5000, 0x5010)
+        uc.emu_start(0x5000, 0, 0, 1)
+    assert found == [(14, 3, False), (14, 2, False), (0x30, 0, True)]
+
+
+def test_ud_never_reaches_the_interrupt_hook():
+    seen: list[int] = []
+    uc = paged_engine()
+    uc.hook_add(UC_HOOK_INTR, lambda engine, intno, _: seen.append(intno))
+    uc.mem_write(0x5000, bytes.fromhex("0f0b"))              # ud2
+    with pytest.raises(UcError) as info:
+        uc.emu_start(0x5000, 0x6000, 0, 1)
+    assert info.value.errno == UC_ERR_INSN_INVALID and seen == []
+    # The glue takes it at UC_HOOK_INSN_INVALID and delivers #UD through the IVT.
+    cpu = Cpu(GuestMemory(2 << 20), PortBus())
+    cpu.memory.write(6 * 4, struct.pack("<HH", 0x8000, 0))
+    cpu.memory.write(0x8000, bytes.fromhex("faf4ebfd"))
+    cpu.memory.write(0x7C00, bytes.fromhex("0f0b"))
+    cpu.reset_real_mode(0, 0x7C00, sp=0x7000)
+    assert cpu.run(1000).reason is StopReason.HALTED
+    assert cpu.memory.read_u16(0x7000 - 6) == 0x7C00        # IP of ud2: a fault
+
+
+def test_emu_start_until_is_translated_unless_exits_are_on():
+    """With paging on, emu_start looks ``until`` up in the guest's page tables first."""
+    seen: list[int] = []
+    uc = paged_engine()
+    uc.ctl_exits_enabled(False)                              # Unicorn's default
+    engine = Engine(uc)
+    uc.hook_add(UC_HOOK_INTR, lambda e, intno, _: (seen.append(intno), e.emu_stop()))
+    uc.mem_write(0x5000, bytes.fromhex("a100400000"))        # mov eax, [4000h]
+    uc.mem_write(0x5010, bytes.fromhex("90"))                # nop
+    uc.emu_start(0x5000, 0x5005, 0, 1)                       # until mapped: a plain #PF
+    engine.forget_exception()
+    uc.emu_start(0x5010, 0x5011, 0, 1)                       # until mapped: nothing hidden
+    uc.emu_start(0x5000, 0x5005, 0, 1)
+    engine.forget_exception()
+    assert seen == [14, 14]
+    uc.emu_start(0x5010, 0x2_0000, 0, 1)                     # until: beyond the table
+    uc.emu_start(0x5000, 0x5005, 0, 1)
+    assert seen == [14, 14, 8]                               # the hidden #PF made it a #DF
+    seen.clear()
+    uc = paged_engine()                                      # new_engine: exits are on
+    engine = Engine(uc)
+    uc.hook_add(UC_HOOK_INTR, lambda e, intno, _: (seen.append(intno), e.emu_stop()))
+    uc.mem_write(0x5000, bytes.fromhex("a100400000"))
+    uc.mem_write(0x5010, bytes.fromhex("90"))
+    uc.emu_start(0x5010, 0x2_0000, 0, 1)
+    uc.emu_start(0x5000, 0x4000, 0, 1)
+    assert seen == [14]
+    assert engine.segment(CS).selector == 0
