@@ -621,3 +621,80 @@ org {base + CODE:#x}
     cpu.halted = False
     assert cpu.run(10_000).reason is StopReason.HALTED
     assert struct.unpack_from("<Q", memory.data, OUT + 8)[0] == base + CODE + 5
+
+
+@needs_nasm
+def test_real_mode_divide_errors_in_a_row_through_a_relocated_ivt(tmp_path: Path):
+    """#DE is contributory: without clearing the engine's memory of the first, the
+    second would arrive as #DF.  The IVT is at IDTR.base (here 8000h, set by lidt),
+    the frame is FLAGS, CS, IP with IP at the DIV (a fault), IF/TF cleared."""
+    cpu, memory = make_cpu()
+    code = assemble("""
+bits 16
+org 0x7C00
+    lidt [idtr]
+    mov word [0x8000], de         ; vector 0 of the relocated IVT
+    mov word [0x8002], 0
+    xor bx, bx
+    sti
+first:
+    div bl
+second:
+    div bl
+    cli
+    hlt
+    jmp $-2
+de:
+    mov bp, sp
+    mov ax, [bp]                  ; IP
+    mov si, [0x6000]              ; count
+    shl si, 1
+    mov [0x6002 + si], ax         ; IPs
+    mov ax, [bp + 4]              ; FLAGS
+    mov [0x6006 + si], ax
+    pushf
+    pop ax
+    mov [0x600A + si], ax         ; FLAGS inside the handler
+    inc word [0x6000]
+    add word [bp], 2              ; skip the 2-byte div bl
+    iret
+align 2
+idtr: dw 0x3FF
+    dd 0x8000
+""", tmp_path, "de")
+    memory.write(0x7C00, code)
+    cpu.reset_real_mode(0, 0x7C00, sp=0x7000)
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    at = code.index(bytes.fromhex("f6f3"))  # div bl
+    values = struct.unpack_from("<7H", memory.data, 0x6000)
+    assert values[0] == 2
+    assert values[1:3] == (0x7C00 + at, 0x7C00 + at + 2)
+    assert all(f & 0x200 for f in values[3:5])             # IF was set when it happened
+    assert not any(f & 0x300 for f in values[5:7])         # IF and TF clear in the handler
+
+
+@needs_nasm
+def test_real_mode_frame_wraps_at_the_stack_segment_end(tmp_path: Path):
+    """SP = 2: FLAGS at SS:0000, CS at SS:FFFE, IP at SS:FFFC (16-bit wrap)."""
+    cpu, memory = make_cpu()
+    code = assemble("""
+bits 16
+org 0x7C00
+    mov ax, 0x2000
+    mov ss, ax
+    mov sp, 2
+    int 0x40
+    cli
+    hlt
+    jmp $-2
+handler:
+    iret
+""", tmp_path, "wrap")
+    memory.write(0x7C00, code)
+    memory.write(0x40 * 4, struct.pack("<HH", 0x7C00 + len(code) - 1, 0))
+    cpu.reset_real_mode(0, 0x7C00)
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    assert memory.read_u16(0x2_0000) & 0x2                  # FLAGS at SS:0000
+    assert memory.read_u16(0x2_FFFE) == 0                   # CS at SS:FFFE
+    assert memory.read_u16(0x2_FFFC) == 0x7C00 + 10         # IP after int 40h
+    assert cpu.reg("sp") == 2                               # iret popped it back
