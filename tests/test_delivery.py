@@ -698,3 +698,82 @@ handler:
     assert memory.read_u16(0x2_FFFE) == 0                   # CS at SS:FFFE
     assert memory.read_u16(0x2_FFFC) == 0x7C00 + 10         # IP after int 40h
     assert cpu.reg("sp") == 2                               # iret popped it back
+
+
+@needs_nasm
+def test_pae_kernel_half_gdt_idt_tss_and_stack_are_read_through_the_page_tables(
+        tmp_path: Path):
+    """Linux's layout: GDTR, IDTR, TR and ESP0 are virtual addresses in the kernel half
+    (C000_0000h + physical).  Read as physical they would be outside RAM; the glue
+    walks the PAE tables for every one of them and for the frame it pushes."""
+    high = 0xC000_0000
+    cpu, memory = make_cpu()
+    pdpt, pd_low, pd_high, pt_low = 0x10000, 0x11000, 0x12000, 0x13000
+    memory.write(pdpt, struct.pack("<4Q", pd_low | P, 0, 0, pd_high | P))
+    memory.write(pd_low, struct.pack("<2Q", 0 | P | RW | US | 0x80, pt_low | P | RW | US))
+    memory.write(pd_high, struct.pack("<Q", 0 | P | RW | 0x80))   # C000_0000h → 0, ring 0
+    memory.write(pt_low, b"".join(struct.pack("<Q", (0x20_0000 + (n << 12)) | P | RW | US)
+                                  for n in range(512)))
+    absent = 0x20_5000
+    memory.write(pt_low + 5 * 8, struct.pack("<Q", 0))
+    gdt = b"".join([bytes(8), gdt_entry(0, 0xFFFFF, 0x9A, 0xC), gdt_entry(0, 0xFFFFF, 0x92, 0xC),
+                    gdt_entry(0, 0xFFFFF, 0xFA, 0xC), gdt_entry(0, 0xFFFFF, 0xF2, 0xC),
+                    gdt_entry(high + TSS, 0x67, 0x89, 0x0)])
+    memory.write(GDT, gdt)
+    tss = bytearray(0x68)
+    struct.pack_into("<IH", tss, 4, high + KSTACK, 0x10)
+    memory.write(TSS, bytes(tss))
+    pf = assemble(f"""
+bits 32
+org {high + HANDLERS:#x}
+    push eax
+    lea eax, [esp + 4]
+    mov [{high + OUT:#x}], eax        ; ESP at entry (virtual)
+    mov eax, cr2
+    mov [{high + OUT + 4:#x}], eax
+    mov eax, [esp + 4]
+    mov [{high + OUT + 8:#x}], eax    ; error code
+    mov dword [{high + pt_low + 5 * 8:#x}], {absent | P | RW | US:#x}
+    mov eax, cr2
+    invlpg [eax]
+    pop eax
+    add esp, 4
+    iretd
+""", tmp_path, "pfhigh")
+    stop = assemble(f"bits 32\norg {high + HANDLERS + 0x100:#x}\n"
+                    f"    mov [{high + OUT + 12:#x}], esp\n    cli\n    hlt\n    jmp $-2\n",
+                    tmp_path, "stop")
+    memory.write(HANDLERS, pf)
+    memory.write(HANDLERS + 0x100, stop)
+    idt = bytearray(256 * 8)
+    idt[14 * 8 : 15 * 8] = gate32(high + HANDLERS, 0x08, 0xE)
+    idt[0x82 * 8 : 0x83 * 8] = gate32(high + HANDLERS + 0x100, 0x08, 0xE, dpl=3)
+    memory.write(IDT, bytes(idt))
+    user = assemble(f"""
+bits 32
+org {USER:#x}
+    mov eax, [{absent + 0x10:#x}]
+    mov [{absent:#x}], eax
+    int 0x82
+""", tmp_path, "userpae")
+    memory.write(USER, user)
+    memory.write(absent + 0x10, b"\x78\x56\x34\x12")  # identity-mapped below 4 MiB
+    uc = cpu.uc
+    uc.reg_write(X.UC_X86_REG_GDTR, (0, high + GDT, len(gdt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_IDTR, (0, high + IDT, len(idt) - 1, 0))
+    uc.reg_write(X.UC_X86_REG_TR, (0x28, high + TSS, 0x67, 0x8900))
+    uc.reg_write(X.UC_X86_REG_CR4, 0x20)
+    uc.reg_write(X.UC_X86_REG_CR3, pdpt)
+    uc.reg_write(X.UC_X86_REG_CR0, 0x8001_0011)
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xC), SS: seg(0x23, 0xF3, 0xC),
+                              DS: seg(0x23, 0xF3, 0xC), ES: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rsp", USTACK)
+    cpu.set_reg("rip", USER)
+    assert cpu.run(10_000).reason is StopReason.HALTED
+    entry_esp, cr2, error, stop_esp = struct.unpack_from("<4I", memory.data, OUT)
+    assert entry_esp == high + KSTACK - 24          # SS, ESP, EFLAGS, CS, EIP, error code
+    assert cr2 == absent + 0x10 and error == 0b100  # user read, not present
+    assert stop_esp == high + KSTACK - 20           # no error code for INT 82h
+    frame = struct.unpack_from("<5I", memory.data, KSTACK - 20)
+    assert frame == (USER + 5 + 5 + 2, 0x1B, frame[2], USTACK, 0x23)
+    assert memory.read_u32(0x20_5000) == 0x12345678  # the retried read found the page
