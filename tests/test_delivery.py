@@ -777,3 +777,50 @@ org {USER:#x}
     frame = struct.unpack_from("<5I", memory.data, KSTACK - 20)
     assert frame == (USER + 5 + 5 + 2, 0x1B, frame[2], USTACK, 0x23)
     assert memory.read_u32(0x20_5000) == 0x12345678  # the retried read found the page
+
+
+class OneIrq:
+    """An interrupt controller with one request pending (vector 20h)."""
+
+    def __init__(self) -> None:
+        self.waiting = True
+
+    def pending(self) -> bool:
+        return self.waiting
+
+    def acknowledge(self) -> int:
+        self.waiting = False
+        return 0x20
+
+
+@needs_nasm
+def test_irq_from_ring_3_through_a_32bit_interrupt_gate_with_paging(tmp_path: Path):
+    """The run loop injects the IRQ while ring-3 code spins with IF set: SS0:ESP0 from the
+    TSS, no error code, IF cleared by the interrupt gate, EFLAGS pushed with IF set."""
+    cpu, memory = make_cpu()
+    irq = assemble(f"""
+bits 32
+org {HANDLERS:#x}
+    mov [{OUT:#x}], esp
+    pushfd
+    pop eax
+    mov [{OUT + 4:#x}], eax
+    cli
+    hlt
+    jmp $-2
+""", tmp_path, "irq32")
+    memory.write(HANDLERS, irq)
+    protected_paged(cpu, memory, {0x20: gate32(HANDLERS, 0x08, 0xE)})
+    memory.write(USER, assemble(f"bits 32\norg {USER:#x}\nspin: inc ecx\n    jmp spin\n",
+                                tmp_path, "spin"))
+    cpu.engine.load_segments({CS: seg(0x1B, 0xFB, 0xC), SS: seg(0x23, 0xF3, 0xC)})
+    cpu.set_reg("rsp", USTACK)
+    cpu.set_reg("rflags", 0x202)
+    cpu.set_reg("rip", USER)
+    cpu.interrupts = OneIrq()
+    assert cpu.run(100_000).reason is StopReason.HALTED
+    esp, inside = struct.unpack_from("<2I", memory.data, OUT)
+    assert esp == KSTACK - 20 and not inside & 0x200
+    eip, cs, eflags, user_esp, ss = struct.unpack_from("<5I", memory.data, KSTACK - 20)
+    assert USER <= eip < USER + 4 and cs == 0x1B and eflags & 0x200
+    assert user_esp == USTACK and ss == 0x23
