@@ -824,3 +824,39 @@ org {HANDLERS:#x}
     eip, cs, eflags, user_esp, ss = struct.unpack_from("<5I", memory.data, KSTACK - 20)
     assert USER <= eip < USER + 4 and cs == 0x1B and eflags & 0x200
     assert user_esp == USTACK and ss == 0x23
+
+
+@needs_nasm
+def test_wrmsr_rdmsr_and_cpuid_are_executed_by_the_engine(tmp_path: Path):
+    """No hook needed (SDM vol 2B): WRMSR/RDMSR of LSTAR round-trip, CPUID reports long
+    mode, SYSCALL and NX.  An MSR the engine does not know reads as 0 (the SDM says #GP)."""
+    cpu, memory = make_cpu()
+    long_mode(cpu, memory, {})
+    code = assemble(f"""
+bits 64
+org {CODE:#x}
+    mov ecx, 0xC0000082
+    mov eax, 0x89ABCDEF
+    mov edx, 0xFFFFFFFF
+    wrmsr
+    xor eax, eax
+    xor edx, edx
+    rdmsr
+    mov [{OUT:#x}], eax
+    mov [{OUT + 4:#x}], edx
+    mov eax, 0x80000001
+    cpuid
+    mov [{OUT + 8:#x}], edx
+    mov ecx, 0x1234
+    rdmsr
+    mov [{OUT + 12:#x}], eax
+    cli
+    hlt
+    jmp $-2
+""", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    low, high, ext, unknown = struct.unpack_from("<4I", memory.data, OUT)
+    assert (high << 32 | low) == 0xFFFF_FFFF_89AB_CDEF
+    assert cpu.uc.msr_read(0xC000_0082) == 0xFFFF_FFFF_89AB_CDEF
+    assert ext >> 29 & 1 and ext >> 20 & 1 and ext >> 11 & 1   # LM, NX, SYSCALL
+    assert unknown == 0

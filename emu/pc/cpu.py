@@ -424,6 +424,8 @@ class Cpu:
     def _rep_ins(self, port: int, size: int) -> int | None:
         """The ``rep insw``/``rep insd`` fast path; None when this is not one."""
         uc = self.uc
+        if uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
+            return None  # linear ≠ physical: the interpreter does it
         cs_base = self.segment_base("cs")
         eip = uc.reg_read(X.UC_X86_REG_EIP)
         code = self.ram[cs_base + eip : cs_base + eip + 15].tobytes()
@@ -439,8 +441,6 @@ class Cpu:
                     return None
                 break
         else:
-            return None
-        if uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
             return None
         ecx, edi, flags = uc.reg_read_batch(
             [X.UC_X86_REG_ECX, X.UC_X86_REG_EDI, X.UC_X86_REG_EFLAGS])
