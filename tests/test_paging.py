@@ -27,6 +27,7 @@ from emu.pc.paging import (
     PF_W,
     PageFault,
     Paging,
+    ram_offset,
     translate,
 )
 
@@ -134,3 +135,18 @@ def test_a_failed_walk_sets_no_accessed_flag(ram):
     paging = Paging(CR0_PG | 1, 0x1000, 0, 0)
     fault_code(ram, paging, 0x5000)
     assert struct.unpack_from("<I", ram, 0x1000)[0] & A == 0
+
+
+def test_tables_in_ram_above_4g_are_read_through_the_ram_ranges(ram):
+    """With RAM split around the PCI hole, the array's tail is physical 4 GiB up."""
+    ranges = [(0, 2 << 20), (4 << 30, 2 << 20)]
+    high = 2 << 20  # array offset of physical 4 GiB
+    put64(ram, 0x1000, (4 << 30) | P | RW)            # PML4E → PDPT at 4 GiB
+    put64(ram, high + 0, (4 << 30) + 0x1000 | P | RW)  # PDPTE → PD at 4 GiB + 1000h
+    put64(ram, high + 0x1000, (4 << 30) + 0x2000 | P | RW)
+    put64(ram, high + 0x2000 + 7 * 8, (4 << 30) + 0x7000 | P | RW)
+    paging = Paging(CR0_PG | 1, 0x1000, CR4_PAE, EFER_LMA)
+    assert translate(ram, paging, 0x7123, write=True, ranges=ranges) == (4 << 30) + 0x7123
+    assert get64(ram, high + 0x2000 + 7 * 8) & (A | D) == A | D
+    assert ram_offset(ranges, (4 << 30) + 0x7123) == high + 0x7123
+    assert ram_offset(ranges, 3 << 20) is None  # the hole

@@ -158,7 +158,7 @@ class Cpu:
         self.clock = VirtualClock(ips)
         self.uc = new_engine()
         self.engine = Engine(self.uc)
-        self.delivery = Delivery(self.uc, memory, self.engine)
+        self.delivery = Delivery(self.uc, memory, self.engine, ram_ranges)
         # Shared, not copied: Unicorn's TLB points into the numpy buffer.  RAM above the
         # PCI hole is the array's tail mapped from 4 GiB up (``ram_ranges``).
         offset = 0
@@ -497,14 +497,18 @@ class Cpu:
 
     # -- the run loop ---------------------------------------------------------------
     def _linear_ip(self) -> int:
-        """The RAM address of CS:IP (through the page tables with paging on; 0 if unmapped)."""
+        """Where CS:IP is in the RAM array (through the page tables with paging on).
+
+        0 when it is not in RAM or not mapped.
+        """
         try:
             linear = self.delivery.linear_ip()
             if self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
-                return self.delivery.linear_to_physical(linear)
+                linear = self.delivery.linear_to_physical(linear)
         except (PageFault, CpuFault):
             return 0
-        return linear if linear < self.memory.size else 0
+        at = self.delivery.ram_offset(linear)
+        return 0 if at is None else at
 
     def _inject_irq(self) -> bool:
         """Deliver one pending hardware interrupt if IF allows; True if delivered."""

@@ -53,9 +53,9 @@ from enum import Enum
 from unicorn import Uc
 from unicorn import x86_const as X
 
-from emu.pc.engine import CS, SS, Engine, Segment
+from emu.pc.engine import CS, SEGMENT_REGS, SS, Engine, Segment
 from emu.pc.memory import GuestMemory
-from emu.pc.paging import PageFault, Paging, translate
+from emu.pc.paging import PageFault, Paging, RamRanges, ram_offset, translate
 
 CR0_PE, CR0_PG = 0x1, 0x8000_0000
 FLAG_TF, FLAG_IF, FLAG_NT = 0x100, 0x200, 0x4000
@@ -125,11 +125,14 @@ def _limit(lo: int, hi: int) -> int:
 class Delivery:
     """Segments, guest memory through paging, and event delivery for one CPU."""
 
-    def __init__(self, uc: Uc, memory: GuestMemory, engine: Engine) -> None:
+    def __init__(self, uc: Uc, memory: GuestMemory, engine: Engine,
+                 ram_ranges: RamRanges | None = None) -> None:
         self.uc = uc
         self.memory = memory
         self.ram = memory.data
         self.engine = engine
+        self.ram_ranges = ram_ranges
+        """Where the RAM array sits in the physical address space (None: from 0)."""
         self.software_interrupt: Callable[[int], bool] | None = None
         """Real mode ``INT n`` before IVT delivery; True means the host served it."""
 
@@ -146,21 +149,29 @@ class Delivery:
     def linear_to_physical(self, linear: int, *, write: bool = False, user: bool = False,
                            fetch: bool = False) -> int:
         """Translate as the CPU would (raises :class:`PageFault`), A/D bits included."""
-        return translate(self.ram, self.paging(), linear, write=write, user=user, fetch=fetch)
+        return translate(self.ram, self.paging(), linear, write=write, user=user, fetch=fetch,
+                         ranges=self.ram_ranges)
+
+    def ram_offset(self, physical: int, size: int = 1) -> int | None:
+        """Where ``physical`` is in the RAM array (None: not RAM)."""
+        at = ram_offset(self.ram_ranges, physical, size)
+        return None if at is None or at + size > self.memory.size else at
 
     def _pieces(self, linear: int, size: int, write: bool, paging: Paging
-                ) -> list[tuple[int, int]]:
-        """Physical ``(address, length)`` pieces of a linear range, split at pages."""
+                ) -> list[tuple[int, int, int]]:
+        """``(physical, RAM offset, length)`` pieces of a linear range, split at pages."""
         pieces = []
         while size > 0:
             step = min(size, 0x1000 - (linear & 0xFFF))
             try:
-                physical = translate(self.ram, paging, linear, write=write)
+                physical = translate(self.ram, paging, linear, write=write,
+                                     ranges=self.ram_ranges)
             except PageFault as exc:
                 raise GuestFault(PF, exc.error_code, exc.linear) from None
-            if physical + step > self.memory.size:
+            at = self.ram_offset(physical, step)
+            if at is None:
                 raise CpuFault(f"guest structure at {linear:#x} is outside RAM")
-            pieces.append((physical, step))
+            pieces.append((physical, at, step))
             linear += step
             size -= step
         return pieces
@@ -168,15 +179,15 @@ class Delivery:
     def read_linear(self, linear: int, size: int, paging: Paging | None = None) -> bytes:
         """Bytes at a linear address, read as a supervisor access (SDM vol 3 §4.6)."""
         paging = paging or self.paging()
-        return b"".join(self.ram[p : p + n].tobytes()
-                        for p, n in self._pieces(linear, size, False, paging))
+        return b"".join(self.ram[at : at + n].tobytes()
+                        for _, at, n in self._pieces(linear, size, False, paging))
 
     def write_linear(self, linear: int, data: bytes, paging: Paging | None = None) -> None:
         """Write at a linear address; all pages translated before the first byte lands."""
         paging = paging or self.paging()
         offset = 0
-        for physical, n in self._pieces(linear, len(data), True, paging):
-            self.uc.mem_write(physical, data[offset : offset + n])
+        for physical, _, n in self._pieces(linear, len(data), True, paging):
+            self.uc.mem_write(physical, data[offset : offset + n])  # Unicorn drops stale code
             offset += n
 
     # -- segments (SDM vol 3 §3.4) -----------------------------------------------------
@@ -202,8 +213,6 @@ class Delivery:
 
     def segment_base(self, seg: str) -> int:
         """The base the CPU uses for ``seg`` now (its hidden cache in protected mode)."""
-        from emu.pc.engine import SEGMENT_REGS
-
         uc = self.uc
         if not uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE:
             return uc.reg_read(getattr(X, f"UC_X86_REG_{seg.upper()}")) << 4

@@ -29,6 +29,7 @@ physical-address bits above MAXPHYADDR are not checked.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +69,31 @@ class Paging:
         return bool(self.cr0 & CR0_PG)
 
 
+RamRanges = Sequence[tuple[int, int]]
+"""``(physical base, length)`` of each RAM range, in the order the RAM array holds them
+(the board maps the array's tail from 4 GiB up, above the PCI hole)."""
+
+
+def ram_offset(ranges: RamRanges | None, physical: int, size: int = 1) -> int | None:
+    """Where ``size`` bytes at ``physical`` are in the RAM array; None outside RAM."""
+    if ranges is None:
+        return physical
+    offset = 0
+    for base, length in ranges:
+        if base <= physical and physical + size <= base + length:
+            return offset + physical - base
+        offset += length
+    return None
+
+
 def translate(ram: np.ndarray, paging: Paging, linear: int, *, write: bool = False,
-              user: bool = False, fetch: bool = False) -> int:
+              user: bool = False, fetch: bool = False, ranges: RamRanges | None = None
+              ) -> int:
     """The physical address of ``linear``, or :class:`PageFault` (SDM vol 3 §4.3–§4.7).
 
-    Sets the accessed and dirty flags a successful access sets.
+    Sets the accessed and dirty flags a successful access sets.  Paging
+    structures are read from ``ram`` at their physical addresses (mapped by
+    ``ranges`` when RAM is split around the PCI hole).
     """
     if not paging.enabled:
         return linear
@@ -93,9 +114,10 @@ def translate(ram: np.ndarray, paging: Paging, linear: int, *, write: bool = Fal
         return PageFault(linear, code)
 
     def read(address: int, size: int) -> int:
-        if address + size > len(ram):
+        at = ram_offset(ranges, address, size)
+        if at is None or at + size > len(ram):
             return 0  # a table outside RAM reads as "not present"
-        return struct.unpack_from("<Q" if size == 8 else "<I", ram, address)[0]
+        return struct.unpack_from("<Q" if size == 8 else "<I", ram, at)[0]
 
     if long_mode:
         linear &= 0xFFFF_FFFF_FFFF_FFFF
@@ -156,5 +178,7 @@ def translate(ram: np.ndarray, paging: Paging, linear: int, *, write: bool = Fal
     for n, (at, entry, entry_size) in enumerate(entries):
         flags = _A | (_D if write and n == len(entries) - 1 else 0)
         if entry & flags != flags:
-            struct.pack_into("<Q" if entry_size == 8 else "<I", ram, at, entry | flags)
+            where = ram_offset(ranges, at, entry_size)
+            assert where is not None  # it was read from there
+            struct.pack_into("<Q" if entry_size == 8 else "<I", ram, where, entry | flags)
     return frame | (linear & ((1 << page_bits) - 1))
