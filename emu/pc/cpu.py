@@ -19,6 +19,9 @@ is ours.  Each piece below answers one of the pitfalls recorded in
   (``EMU_CLOCK=count``).  The only other stops are cooperative
   (:meth:`Cpu.request_stop` calls ``emu_stop`` from inside our own hooks).  Guest
   time is a pure function of guest execution, so runs are deterministic.
+  ``emu_start``'s ``until`` is inert: the engine is created with Unicorn's
+  "exits" on, because a ``until`` address is looked up in the guest's page
+  tables and, unmapped, leaves a hidden fault behind (``emu/pc/engine.py``).
 * **Interrupt delivery is ours** (pitfall 3).  Unicorn reports every ``int n``
   at ``UC_HOOK_INTR`` with EIP already past the instruction and delivers
   nothing; ``emu/pc/delivery.py`` does what the processor would in real,
