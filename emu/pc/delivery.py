@@ -49,6 +49,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from enum import Enum
+from typing import NamedTuple
 
 from unicorn import Uc
 from unicorn import x86_const as X
@@ -101,6 +102,21 @@ class Kind(Enum):
     """A fault or trap the processor detected."""
     EXTERNAL = "external"
     """An interrupt from the interrupt controller (INTR); EXT = 1."""
+
+
+class _State(NamedTuple):
+    """The registers every delivery needs, read in one batch (each read costs µs)."""
+
+    cr0: int
+    flags: int
+    cs: int
+    rip: int
+    ss: int
+    rsp: int
+
+
+_STATE_REGS = [X.UC_X86_REG_CR0, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_CS, X.UC_X86_REG_RIP,
+               X.UC_X86_REG_SS, X.UC_X86_REG_RSP]
 
 
 class GuestFault(Exception):  # noqa: N818 - the architecture's word
@@ -264,16 +280,16 @@ class Delivery:
     def on_interrupt(self, intno: int) -> None:
         """``UC_HOOK_INTR``: an ``INT n`` (RIP past it) or an exception (RIP at the fault)."""
         code, software = self.engine.exception()
+        state = self._state()
+        protected = bool(state.cr0 & CR0_PE)
         if software:
-            if (self.software_interrupt is not None
-                    and not self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE
+            if (self.software_interrupt is not None and not protected
                     and self.software_interrupt(intno)):
                 return
-            self.deliver(intno, None, Kind.SOFTWARE)
+            self._deliver(intno, None, Kind.SOFTWARE, state)
             return
-        protected = bool(self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PE)
         error = code if protected and intno in ERROR_CODE_VECTORS else None
-        self.deliver(intno, error, Kind.EXCEPTION)
+        self._deliver(intno, error, Kind.EXCEPTION, state)
 
     def on_invalid_opcode(self) -> None:
         """``UC_HOOK_INSN_INVALID``: ``#UD`` (a fault: RIP is at the instruction)."""
@@ -339,14 +355,20 @@ class Delivery:
         """Enter the guest's handler for ``vector`` as the processor would.
 
         Faults during delivery are combined with the event by SDM vol 3 table 6-5;
-        a fault while delivering ``#DF`` raises :class:`CpuFault` ("triple fault").
+        a fault while delivering ``#DF`` raises :class:`TripleFault`.
         """
+        self._deliver(vector, error_code, kind, self._state())
+
+    def _state(self) -> _State:
+        return _State(*self.uc.reg_read_batch(_STATE_REGS))
+
+    def _deliver(self, vector: int, error_code: int | None, kind: Kind, state: _State) -> None:
         uc = self.uc
-        where = self._where()
+        where = f"{state.cs:04X}:{state.rip:08X}"
         ext = 1 if kind is Kind.EXTERNAL else 0
         while True:
             try:
-                self._deliver_once(vector, error_code, kind, ext)
+                self._deliver_once(vector, error_code, kind, ext, state)
                 return
             except GuestFault as fault:
                 if kind is Kind.SOFTWARE:
@@ -364,6 +386,7 @@ class Delivery:
                 else:
                     vector, error_code = fault.vector, fault.error_code
                 kind, ext = Kind.EXCEPTION, 1
+                state = self._state()
 
     def _rewind_software_interrupt(self, vector: int) -> None:
         """A fault while delivering ``INT n`` is reported at the INT (SDM vol 3 §6.12.1.1).
@@ -380,31 +403,30 @@ class Delivery:
         length = 2 if before == bytes((0xCD, vector)) else 1
         uc.reg_write(X.UC_X86_REG_RIP, rip - length)
 
-    def _where(self) -> str:
-        cs, rip = self.uc.reg_read_batch([X.UC_X86_REG_CS, X.UC_X86_REG_RIP])
-        return f"{cs:04X}:{rip:08X}"
-
-    def _deliver_once(self, vector: int, error_code: int | None, kind: Kind, ext: int) -> None:
+    def _deliver_once(self, vector: int, error_code: int | None, kind: Kind, ext: int,
+                      state: _State) -> None:
         uc = self.uc
-        cr0, flags = uc.reg_read_batch([X.UC_X86_REG_CR0, X.UC_X86_REG_EFLAGS])
+        cr0, flags = state.cr0, state.flags
         if not cr0 & CR0_PE:
-            self._deliver_real(vector, flags, kind)
+            self._deliver_real(vector, state, kind)
             return
         if flags & FLAG_VM:
             raise CpuFault(f"interrupt {vector:#04x} in virtual-8086 mode is not supported")
-        paging = self.paging() if cr0 & CR0_PG else Paging(cr0, 0, 0, 0)
         efer = uc.msr_read(MSR_EFER)
-        paging = Paging(paging.cr0, paging.cr3, paging.cr4, efer)
-        if efer & EFER_LMA:
-            self._deliver_long(vector, error_code, kind, ext, flags, paging)
+        if cr0 & CR0_PG:
+            cr3, cr4 = uc.reg_read_batch([X.UC_X86_REG_CR3, X.UC_X86_REG_CR4])
+            paging = Paging(cr0, cr3, cr4, efer)
         else:
-            self._deliver_protected(vector, error_code, kind, ext, flags, paging)
+            paging = Paging(cr0, 0, 0, efer)
+        if efer & EFER_LMA:
+            self._deliver_long(vector, error_code, kind, ext, state, paging)
+        else:
+            self._deliver_protected(vector, error_code, kind, ext, state, paging)
 
-    def _deliver_real(self, vector: int, flags: int, kind: Kind) -> None:
+    def _deliver_real(self, vector: int, state: _State, kind: Kind) -> None:
         """SDM vol 3 §20.1.4: the IVT, a 6-byte frame on SS:SP, IF/TF/AC cleared."""
         uc = self.uc
-        ss, rsp, cs, rip = uc.reg_read_batch(
-            [X.UC_X86_REG_SS, X.UC_X86_REG_RSP, X.UC_X86_REG_CS, X.UC_X86_REG_RIP])
+        flags, ss, rsp, cs, rip = state.flags, state.ss, state.rsp, state.cs, state.rip
         _, ivt, ivt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
         if vector * 4 + 3 > ivt_limit:
             raise GuestFault(GP, 0)  # then #DF, then a triple fault (SDM vol 3 §20.1.4)
@@ -482,10 +504,10 @@ class Delivery:
         return new_sp
 
     def _deliver_protected(self, vector: int, error_code: int | None, kind: Kind, ext: int,
-                           flags: int, paging: Paging) -> None:
+                           state: _State, paging: Paging) -> None:
         """SDM vol 3 §6.12.1: through a 16- or 32-bit interrupt or trap gate."""
         uc = self.uc
-        cs, rip, rsp = uc.reg_read_batch([X.UC_X86_REG_CS, X.UC_X86_REG_RIP, X.UC_X86_REG_RSP])
+        flags, cs, rip, rsp = state.flags & 0xFFFF_FFFF, state.cs, state.rip, state.rsp
         cpl = cs & 3
         _, idt, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
         if vector * 8 + 7 > idt_limit:
@@ -548,11 +570,10 @@ class Delivery:
         return Segment(selector, _base(lo, hi), _limit(lo, hi), hi)
 
     def _deliver_long(self, vector: int, error_code: int | None, kind: Kind, ext: int,
-                      flags: int, paging: Paging) -> None:
+                      state: _State, paging: Paging) -> None:
         """SDM vol 3 §6.14: a 64-bit gate, IST or RSPn, 16-byte alignment, SS:RSP pushed."""
         uc = self.uc
-        cs, rip, rsp, ss = uc.reg_read_batch(
-            [X.UC_X86_REG_CS, X.UC_X86_REG_RIP, X.UC_X86_REG_RSP, X.UC_X86_REG_SS])
+        flags, cs, rip, rsp, ss = state.flags, state.cs, state.rip, state.rsp, state.ss
         cpl = cs & 3
         _, idt, idt_limit, _ = uc.reg_read(X.UC_X86_REG_IDTR)
         if vector * 16 + 15 > idt_limit:
