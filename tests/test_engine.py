@@ -21,7 +21,7 @@ from unicorn import (
 from unicorn import x86_const as X
 
 from emu.pc.cpu import Cpu, StopReason
-from emu.pc.engine import CS, ES, Engine, new_engine, probe_layout
+from emu.pc.engine import CS, ES, Engine, RegisterBatch, new_engine, probe_layout
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
 
@@ -170,3 +170,17 @@ def test_emu_start_until_is_translated_unless_exits_are_on():
     uc.emu_start(0x5000, 0x4000, 0, 1)
     assert seen == [14]
     assert engine.segment(CS).selector == 0
+
+
+def test_register_batch_matches_the_binding_for_every_width():
+    cpu = Cpu(GuestMemory(1 << 20), PortBus())
+    regs = [X.UC_X86_REG_CS, X.UC_X86_REG_EFLAGS, X.UC_X86_REG_RIP, X.UC_X86_REG_R15,
+            X.UC_X86_REG_CR0]
+    batch = RegisterBatch(cpu.uc, regs)
+    cpu.set_reg("r15", 0xFEDC_BA98_7654_3210)
+    cpu.set_reg("rip", 0xFFFF_FFFF_8123_4567)
+    cpu.set_reg("cs", 0xF000)
+    assert batch.read() == list(cpu.uc.reg_read_batch(regs))
+    writer = RegisterBatch(cpu.uc, [X.UC_X86_REG_RSP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP])
+    writer.write(0x1_0000_7000, 0x246, 0x7C00)
+    assert (cpu.reg("rsp"), cpu.reg("rflags"), cpu.reg("rip")) == (0x1_0000_7000, 0x246, 0x7C00)

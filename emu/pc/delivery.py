@@ -54,7 +54,7 @@ from typing import NamedTuple
 from unicorn import Uc
 from unicorn import x86_const as X
 
-from emu.pc.engine import CS, SEGMENT_REGS, SS, Engine, Segment
+from emu.pc.engine import CS, SEGMENT_REGS, SS, Engine, RegisterBatch, Segment
 from emu.pc.memory import GuestMemory
 from emu.pc.paging import PageFault, Paging, RamRanges, ram_offset, translate
 
@@ -151,6 +151,10 @@ class Delivery:
         """Where the RAM array sits in the physical address space (None: from 0)."""
         self.software_interrupt: Callable[[int], bool] | None = None
         """Real mode ``INT n`` before IVT delivery; True means the host served it."""
+        self._state_regs = RegisterBatch(uc, _STATE_REGS)
+        self._enter_regs = RegisterBatch(
+            uc, [X.UC_X86_REG_RSP, X.UC_X86_REG_RFLAGS, X.UC_X86_REG_RIP])
+        """What every delivery writes last: the new stack pointer, flags and handler."""
 
     # -- guest memory through the page tables (SDM vol 3 chapter 4) --------------------
     def paging(self) -> Paging:
@@ -360,7 +364,7 @@ class Delivery:
         self._deliver(vector, error_code, kind, self._state())
 
     def _state(self) -> _State:
-        return _State(*self.uc.reg_read_batch(_STATE_REGS))
+        return _State(*self._state_regs.read())
 
     def _deliver(self, vector: int, error_code: int | None, kind: Kind, state: _State) -> None:
         uc = self.uc
@@ -446,11 +450,7 @@ class Delivery:
                     raise CpuFault(f"interrupt {vector:#04x}: the stack is outside RAM")
                 uc.mem_write((ss << 4) + sp, struct.pack("<H", value & 0xFFFF))
         self.engine.load_segments({CS: seg}, forget_exception=kind is Kind.EXCEPTION)
-        uc.reg_write_batch([
-            (X.UC_X86_REG_RSP, (rsp & ~0xFFFF) | sp),
-            (X.UC_X86_REG_EFLAGS, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC)),
-            (X.UC_X86_REG_RIP, ip),
-        ])
+        self._enter_regs.write((rsp & ~0xFFFF) | sp, flags & ~(FLAG_IF | FLAG_TF | FLAG_AC), ip)
 
     def _gate_checks(self, hi: int, vector: int, kind: Kind, ext: int, cpl: int,
                      types: tuple[int, ...]) -> None:
@@ -546,12 +546,8 @@ class Delivery:
             segments[SS] = ss_seg
         self.engine.load_segments(segments, forget_exception=kind is Kind.EXCEPTION)
         clear = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM | (0 if hi & 0x100 else FLAG_IF)
-        uc.reg_write_batch([
-            (X.UC_X86_REG_RSP, (sp & ~mask & 0xFFFF_FFFF) | new_sp if ss_seg is None
-             else new_sp),
-            (X.UC_X86_REG_EFLAGS, flags & ~clear),
-            (X.UC_X86_REG_RIP, offset),
-        ])
+        self._enter_regs.write((sp & ~mask & 0xFFFF_FFFF) | new_sp if ss_seg is None else new_sp,
+                               flags & ~clear, offset)
 
     def _stack_segment(self, selector: int, cpl: int, ext: int, paging: Paging) -> Segment:
         """The inner stack's SS from the TSS, checked as SDM vol 3 §6.12.1 says (#TS)."""
@@ -604,8 +600,4 @@ class Delivery:
             segments[SS] = Segment(new_cpl, 0, 0, new_cpl << 13)
         self.engine.load_segments(segments, forget_exception=kind is Kind.EXCEPTION)
         clear = FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM | (0 if hi & 0x100 else FLAG_IF)
-        uc.reg_write_batch([
-            (X.UC_X86_REG_RSP, new_rsp),
-            (X.UC_X86_REG_RFLAGS, flags & ~clear),
-            (X.UC_X86_REG_RIP, offset),
-        ])
+        self._enter_regs.write(new_rsp, flags & ~clear, offset)

@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from unicorn import UC_ARCH_X86, UC_HOOK_INTR, UC_MODE_64, Uc, UcError
 from unicorn import x86_const as X
+from unicorn.unicorn_py3.unicorn import uclib
 
 ES, CS, SS, DS, FS, GS = range(6)
 """Segment register numbers: the instruction encoding's order (SDM vol 2 §3.1.1.3)."""
@@ -248,6 +249,40 @@ def _probe_exceptions() -> tuple[int, int, int]:
     is_int = _only([k for k in range(len(a)) if d[k] == 1 and a[k] == b[k] == c[k] == 0
                     and 4 * k != 4 * code], "software-interrupt flag")
     return clear[0], 4 * code, 4 * is_int
+
+
+class RegisterBatch:
+    """A fixed list of registers read or written in one call to the C library.
+
+    The binding's ``reg_read_batch`` picks a value type per register in Python
+    (about 3.5 µs a register here); this keeps one 64-bit slot per register,
+    preallocated, and calls ``uc_reg_read_batch``/``uc_reg_write_batch``
+    directly (about 2 µs for six).  x86 is little-endian, so a 16- or 32-bit
+    register reads into and writes from the low bytes of its slot; each slot
+    only ever holds its own register, so the bytes above stay zero.
+    """
+
+    def __init__(self, uc: Uc, registers: Sequence[int]) -> None:
+        self._handle = uc._uch  # noqa: SLF001 - the engine the binding opened
+        self._count = len(registers)
+        self._ids = (ctypes.c_int * self._count)(*registers)
+        self._values = (ctypes.c_uint64 * self._count)()
+        base = ctypes.addressof(self._values)
+        self._slots = (ctypes.c_void_p * self._count)(*[base + 8 * n
+                                                         for n in range(self._count)])
+
+    def read(self) -> list[int]:
+        status = uclib.uc_reg_read_batch(self._handle, self._ids, self._slots, self._count)
+        if status:
+            raise UcError(status)
+        return list(self._values)
+
+    def write(self, *values: int) -> None:
+        for n, value in enumerate(values):
+            self._values[n] = value & 0xFFFF_FFFF_FFFF_FFFF
+        status = uclib.uc_reg_write_batch(self._handle, self._ids, self._slots, self._count)
+        if status:
+            raise UcError(status)
 
 
 class Engine:
