@@ -33,10 +33,12 @@ following Intel SDM vol 3:
 * **Double and triple faults** (§6.15, table 6-5, "Interrupt 8"): a fault while
   delivering an exception either is handled serially or becomes ``#DF``; a
   fault while delivering ``#DF`` is a triple fault, which this PC reports as a
-  :class:`CpuFault` ("triple fault at CS:IP") instead of resetting.
+  :class:`TripleFault` (a :class:`CpuFault`: "triple fault at CS:IP") instead of
+  resetting.
 
-Every read of a guest structure (IVT, IDT, GDT, LDT, TSS) and every push goes
-through the guest's page tables when CR0.PG is set; frames are translated as a
+Every read of a guest structure (IDT, GDT, LDT, TSS) and every push goes
+through the guest's page tables when CR0.PG is set (the real-mode IVT is
+physical, as paging needs protected mode); frames are translated as a
 whole before the first byte is written, so a delivery that faults leaves
 memory untouched.
 
