@@ -1,6 +1,6 @@
 """The Device register and the absent unit's shadow registers, at the ports.
 
-ATA/ATAPI-7 vol 1 §7.10: DEV is written by the host; a device never changes
+ATA/ATAPI-7 vol 1 §7 (Device register): DEV is written by the host; a device never changes
 the selection on its own.  A signature left by a refused IDENTIFY DEVICE / READ
 SECTORS (vol 1 §6.16) or by DEVICE RESET (§6.9) loads Sector Count and LBA
 Low/Mid/High only: the Device register still reads A0h or B0h as the host wrote

@@ -25,8 +25,13 @@ def test_power_on_unit_attention_is_reported_once_then_cleared(rig):
     assert g.sense() == (0x00, 0x00, 0x00)
 
 
-def test_request_sense_reports_a_pending_unit_attention_and_clears_it(rig):
+def test_request_sense_keeps_a_pending_unit_attention(rig):
+    # SPC-3 §5.9.7 option (a): no sense is pending, so NO SENSE; the UA stays for the
+    # next ordinary command.
     m, drive, g = rig
+    assert g.sense() == (0x00, 0x00, 0x00)
+    g.packet([0x00], 0)
+    assert g.status() == 0x41 and g.error() == 0x60
     assert g.sense() == (0x06, 0x29, 0x00)
     g.packet([0x00], 0)
     assert g.status() == 0x50

@@ -87,6 +87,10 @@ def scenario(kind: str, image: str) -> dict[str, object]:
     out["error"] = g.error()
     out["reason"] = g.reason()
     out["sense"] = list(g.sense())
+    verify = bytes([0x2F, 0, *new_end.to_bytes(4, "big"), 0, 0, 1, 0, 0, 0])
+    g.packet(verify, 0)  # VERIFY(10) of a sector that is gone: the same medium error
+    out["verify_status"] = g.status()
+    out["verify_sense"] = list(g.sense())
     data, status = g.command_reply(_read10(new_end - 1, 1))  # still inside: still served
     out["inside_ok"] = status == 0x50 and len(data) == SECTOR
     g.packet(b"\0", 0)
@@ -122,6 +126,7 @@ def test_image_truncated_to_half_while_attached_gives_medium_error(tmp_path: Pat
     assert got["reason"] == 0x03  # IO | CoD: completion
     assert got["sense"] == [0x03, 0x11, 0x00]  # MEDIUM ERROR, UNRECOVERED READ ERROR
     assert got["inside_ok"] is True
+    assert got["verify_status"] == 0x41 and got["verify_sense"] == [0x03, 0x11, 0x00]
     assert got["tur"] == 0x50  # the next TEST UNIT READY answers GOOD
     if kind == "dma":
         assert got["bm_status"] & 0x04  # the engine saw the drive's interrupt

@@ -136,10 +136,10 @@ class AtapiDrive(IdeDevice):
         """Load the packet signature into Sector Count and LBA Low/Mid/High (vol 1 §9.12).
 
         The Device register keeps DEV (and the obsolete bits 7 and 5): only the host
-        selects a device (vol 1 §7.10), and a signature left by IDENTIFY DEVICE or DEVICE
-        RESET must not move the selection (vol 1 §6.16: "DEV shall indicate the selected
-        device").  The head/LBA nibble is cleared.  SRST and EXECUTE DEVICE DIAGNOSTIC,
-        after which device 0 answers, also clear DEV.
+        selects a device (vol 1 §7, Device register), and a signature left by IDENTIFY
+        DEVICE or DEVICE RESET must not move the selection (vol 1 §6.16: "DEV shall
+        indicate the selected device").  The head/LBA nibble is cleared.  SRST and
+        EXECUTE DEVICE DIAGNOSTIC, after which device 0 answers, also clear DEV.
         """
         self.sector_count, self.lba_low, self.lba_mid, self.lba_high = SIGNATURE_PACKET
         self.device &= 0xF0

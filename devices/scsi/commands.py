@@ -24,8 +24,9 @@ class Flag(IntFlag):
     ALLOW_UA = 1
     """Runs while a UNIT ATTENTION is pending and does not consume it (SPC-3 §5.9.7:
     INQUIRY and REQUEST SENSE; MMC-5 §4.1.6.1 adds GET CONFIGURATION and GET EVENT
-    STATUS NOTIFICATION so hosts can poll an empty or changed drive).  REQUEST SENSE
-    itself reports the UA when no other sense is pending (``spc.cmd_request_sense``)."""
+    STATUS NOTIFICATION so hosts can poll an empty or changed drive; SPC-3 adds REPORT
+    LUNS).  REQUEST SENSE is one of them: it never consumes a UA (option a of SPC-3
+    §5.9.7, ``spc.cmd_request_sense``)."""
     CHECK_READY = 2
     """Needs a medium with the tray closed, else NOT READY 3A/xx (MMC-5 §4.1.6.2)."""
     NONDATA = 4

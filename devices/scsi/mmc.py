@@ -1,7 +1,7 @@
 """MMC-5 multimedia commands: capacity, user-data reads, verify and cache.
 
 READ CAPACITY (MMC-5 §6.19), READ(10) (§6.15), READ(12) (§6.16), VERIFY(10)
-and SYNCHRONIZE CACHE (MMC-5, from SBC-2).  Reads return a numpy view of the
+(§6.43) and SYNCHRONIZE CACHE (§6.41).  Reads return a numpy view of the
 medium (zero copy); the transport moves it.
 """
 
@@ -59,7 +59,7 @@ BYTCHK_BIT = 0x02
 
 @T.command(0x2F, "VERIFY(10)", Flag.CHECK_READY | Flag.NONDATA)
 def cmd_verify10(unit: MmcTarget, cdb: bytes) -> None:
-    """MMC-5 VERIFY (10): LBA bytes 2-5, verification length bytes 7-8.
+    """MMC-5 §6.43 VERIFY (10): LBA bytes 2-5, verification length bytes 7-8.
 
     BytChk=0: a medium check of the range, which must lie on the disc (05/21/00 as
     READ) and be readable (an image cut short: 03/11/00).  Nothing is transferred.
@@ -77,6 +77,6 @@ def cmd_verify10(unit: MmcTarget, cdb: bytes) -> None:
 
 @T.command(0x35, "SYNCHRONIZE CACHE", Flag.NONDATA)
 def cmd_synchronize_cache(unit: MmcTarget, cdb: bytes) -> None:
-    """MMC-5 SYNCHRONIZE CACHE (SBC-2 §5.18): a read-only drive caches nothing to write,
+    """MMC-5 §6.41 SYNCHRONIZE CACHE: a read-only drive caches nothing to write,
     so the command succeeds at once, with or without a disc (like ATA FLUSH CACHE).
     The Immed bit, LBA and number of blocks are accepted and change nothing."""

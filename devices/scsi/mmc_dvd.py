@@ -139,7 +139,7 @@ def cmd_report_key(unit: MmcTarget, cdb: bytes) -> bytes | None:
 
 @T.command(0xA3, "SEND KEY", Flag.NONDATA)
 def cmd_send_key(unit: MmcTarget, cdb: bytes) -> None:
-    """MMC-5 SEND KEY: parameter list length bytes 8-9, key class byte 7, AGID byte 10
+    """MMC-5 §6.35 SEND KEY: parameter list length bytes 8-9, key class byte 7, AGID byte 10
     bits 7-6, key format byte 10 bits 5-0.
 
     The counterpart of REPORT KEY on a drive without CSS: REPORT KEY never grants an

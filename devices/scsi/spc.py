@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from devices.scsi.cdb import ascii_field, put16
 from devices.scsi.commands import MMC_COMMANDS as T
 from devices.scsi.commands import Flag
-from devices.scsi.sense import SENSE_INVALID_FIELD, SENSE_NONE, CheckCondition, fixed_sense_data
+from devices.scsi.sense import SENSE_INVALID_FIELD, CheckCondition, fixed_sense_data
 
 if TYPE_CHECKING:
     from devices.scsi.target import MmcTarget
@@ -31,22 +31,20 @@ def cmd_test_unit_ready(unit: MmcTarget, cdb: bytes) -> None:
 
 @T.command(0x03, "REQUEST SENSE", Flag.ALLOW_UA, alloc=(4, 1))
 def cmd_request_sense(unit: MmcTarget, cdb: bytes) -> bytes:
-    """SPC-3 §6.27: fixed-format sense of the last command, else a pending UNIT ATTENTION.
+    """SPC-3 §6.27: fixed-format sense data of the last command (NO SENSE if it succeeded).
 
     SPC-3 §5.9.7 offers two answers while a UNIT ATTENTION is pending: (a) report the
-    pending sense data and keep the UA, or (b) report the UA and clear it.  With sense
-    data left by the last command we take (a): a host that asks after each failure
-    (libata, Windows' port drivers) learns why that command failed, and the next
-    command still meets the UA (06/28/00, which Linux sr and Windows' class driver
-    read as "medium may have changed").  With nothing else pending we take (b).
+    pending sense data and keep the UA, or (b) report the UA and clear it.  The drive
+    always takes (a): REQUEST SENSE never consumes a UA.  A host that asks after each
+    failure (libata, Windows' port drivers) learns why that command failed, and
+    whatever it sends in between, its next ordinary command meets the UA as a CHECK
+    CONDITION (06/28/00, which Linux sr and Windows' class driver read as "medium may
+    have changed"; QEMU 7.2 keeps the same sequence when REQUEST SENSE comes first).
     Descriptor format (DESC bit) is not supported by MMC devices: 05/24/00.
     """
     if cdb[1] & 0x01:
         raise CheckCondition(SENSE_INVALID_FIELD)
-    sense = unit.sense
-    if sense == SENSE_NONE and unit.pending_ua is not None:
-        sense, unit.pending_ua = unit.pending_ua, None
-    return fixed_sense_data(sense)
+    return fixed_sense_data(unit.sense)
 
 
 def _vpd_page(code: int, payload: bytes) -> bytes:
