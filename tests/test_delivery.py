@@ -589,8 +589,6 @@ org {HANDLERS:#x}
 
 
 @needs_nasm
-@pytest.mark.xfail(strict=True, reason="Cpu.run resumes emu_start at EIP, the low half of a "
-                   "kernel-half RIP (the run loop is issue 11's; it must read RIP)")
 def test_long_mode_code_in_the_kernel_half_survives_slicing(tmp_path: Path, monkeypatch):
     import emu.pc.cpu as cpu_module
 

@@ -607,7 +607,7 @@ class Cpu:
         uc = self.uc
         while True:
             try:
-                uc.emu_start(uc.reg_read(X.UC_X86_REG_EIP), _FAR, 0, count)
+                uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), _FAR, 0, count)
                 return
             except UcError as exc:
                 if self.tlb is None or not self.tlb.recover():
