@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cmd
 import shlex
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ from devices.media.base import MediumError
 from devices.media.iso import IsoImage
 from devices.scsi.sense import Sense
 from devices.trace import TraceEvent, Tracer
+from emu.firmware.ata import location_name
 from emu.pc.machine import Machine
+from emu.tools.args import MAX_BLOCKS10, MAX_BLOCKS12, MAX_LBA, MAX_PAGE, parse_int
 from emu.tools.trace import (
     CHANNEL_BASES,
     SAMPLE_ISO,
@@ -44,20 +47,24 @@ MAX_BLOCKS = 4096
 """A packet's DRQ blocks are read until DRQ clears, but never more than this."""
 
 
-def _u32(value: int) -> list[int]:
-    return list(value.to_bytes(4, "big"))
-
-
-def _u16(value: int) -> list[int]:
-    return list(value.to_bytes(2, "big"))
-
-
 def _cdb_read10(lba: str = "16", count: str = "1") -> bytes:
-    return bytes([0x28, 0, *_u32(int(lba, 0)), 0, *_u16(int(count, 0)), 0, 0, 0])
+    """READ(10): LBA in bytes 2-5, transfer length in bytes 7-8 (MMC-5 §6.19)."""
+    first = parse_int(lba, "LBA", 0, MAX_LBA)
+    blocks = parse_int(count, "READ(10) block count", 0, MAX_BLOCKS10)
+    return struct.pack(">BBIBHBBB", 0x28, 0, first, 0, blocks, 0, 0, 0)
 
 
 def _cdb_read12(lba: str = "16", count: str = "1") -> bytes:
-    return bytes([0xA8, 0, *_u32(int(lba, 0)), *_u32(int(count, 0)), 0, 0])
+    """READ(12): LBA in bytes 2-5, transfer length in bytes 6-9 (MMC-5 §6.20)."""
+    first = parse_int(lba, "LBA", 0, MAX_LBA)
+    blocks = parse_int(count, "READ(12) block count", 0, MAX_BLOCKS12)
+    return struct.pack(">BBIIBB", 0xA8, 0, first, blocks, 0, 0)
+
+
+def _cdb_mode_sense10(page: str = "0x2a") -> bytes:
+    """MODE SENSE(10) of one page, allocation 256 bytes (SPC-3 §6.10)."""
+    code = parse_int(page, "mode page", 0, MAX_PAGE)
+    return struct.pack(">BBBBBBBHB", 0x5A, 0, code, 0, 0, 0, 0, 0x100, 0)
 
 
 PACKETS: dict[str, Callable[..., bytes]] = {
@@ -74,7 +81,7 @@ PACKETS: dict[str, Callable[..., bytes]] = {
     "load": lambda: bytes([0x1B, 0, 0, 0, 0x03]),
     "lock": lambda: bytes([0x1E, 0, 0, 0, 0x01]),
     "unlock": lambda: bytes([0x1E, 0, 0, 0, 0x00]),
-    "modesense": lambda page="0x2a": bytes([0x5A, 0, int(page, 0) & 0x3F, 0, 0, 0, 0, 0x01, 0]),
+    "modesense": _cdb_mode_sense10,
 }
 """Packet commands by name: ``packet NAME [ARGS]`` builds the CDB with these."""
 
@@ -129,7 +136,7 @@ class TeachingConsole(cmd.Cmd):
         ports.outb(self.ctrl, 0)  # interrupts on: the trace shows INTRQ
         if self.interactive:
             self.intro = (
-                f"emu console: DVD drive at bus {bus} device {device} (ports "
+                f"emu console: DVD drive at {location_name(bus, device)} (ports "
                 f"0x{self.base:03x}-0x{self.base + 7:03x}, 0x{self.ctrl:03x}). "
                 "Type 'help' or '?'."
             )
@@ -164,6 +171,10 @@ class TeachingConsole(cmd.Cmd):
             self.say(f"error: {exc}")
             self.failed = True
             return False
+        except Exception as exc:  # noqa: BLE001 - a typed line never ends the session
+            self.say(f"error: {type(exc).__name__}: {exc}")
+            self.failed = True
+            return False
 
     def emptyline(self) -> bool:
         return False  # an empty line does nothing (not "repeat the last command")
@@ -187,16 +198,10 @@ class TeachingConsole(cmd.Cmd):
         self.failed = True
 
     # -- raw port access -----------------------------------------------------------
-    @classmethod
-    def _number(cls, text: str, what: str, limit: int) -> int:
+    @staticmethod
+    def _number(text: str, what: str, limit: int) -> int:
         """``text`` as an integer in 0..``limit``, or a ValueError that says so."""
-        try:
-            value = cls._int(text)
-        except ValueError:
-            raise ValueError(f"{what} {text!r} is not a number (e.g. 0x177 or 375)") from None
-        if not 0 <= value <= limit:
-            raise ValueError(f"{what} {text} is out of range (0x0-0x{limit:X})")
-        return value
+        return parse_int(text, what, 0, limit)
 
     def _in(self, name: str, arg: str, width: int) -> None:
         words = shlex.split(arg)

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from devices.media.iso import IsoImage
-from emu.firmware.ata import AtaHostDriver, FirmwareError
+from emu.firmware.ata import AtaHostDriver, FirmwareError, location_name
 from emu.pc.machine import Machine
 
 SECTOR = 2048
@@ -103,7 +103,7 @@ def verify_image(
         driver, mode = _driver(machine, dma)
         dev = next((d for d in driver.probe() if (d.bus, d.device) == (bus, device)), None)
         if dev is None:
-            raise FirmwareError(f"no drive answered at bus {bus} device {device}")
+            raise FirmwareError(f"no drive answered at {location_name(bus, device)}")
         driver.wait_ready(dev)
         total = driver.read_capacity(dev)
         if mode == "DMA" and not getattr(drive, "dma_capable", False):
