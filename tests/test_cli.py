@@ -61,6 +61,7 @@ def test_emu_read_rejects_negative_and_non_numeric_sectors(capsys, patterned_iso
         assert err.startswith("emu read: error: ") and message in err
         assert err.count("\n") == 1  # one line, no traceback
 
+
 def test_emu_info_says_what_load_segment_0_means(capsys):
     assert main(["info", str(SAMPLE_ISO)]) == 0
     assert "load segment 0x0000 (default 0x07c0)" in capsys.readouterr().out

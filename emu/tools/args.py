@@ -92,7 +92,7 @@ def even_byte_count(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if value & 1:
         raise argparse.ArgumentTypeError(f"byte-count limit {text} must be even "
-                                         f"({low}..{high}, e.g. 0x800)")
+                                         f"({low}-{high}, e.g. 0x800)")
     return value
 
 

@@ -23,11 +23,20 @@ from typing import Any, TextIO
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
+from devices.scsi.mmc_media import request_eject
 from devices.scsi.sense import Sense
 from devices.trace import TraceEvent, Tracer
 from emu.firmware.ata import location_name
 from emu.pc.machine import Machine
-from emu.tools.args import MAX_BLOCKS10, MAX_BLOCKS12, MAX_LBA, MAX_PAGE, parse_int
+from emu.tools.args import (
+    BYTE_COUNT_LIMITS,
+    MAX_BLOCKS10,
+    MAX_BLOCKS12,
+    MAX_LBA,
+    MAX_PAGE,
+    parse_int,
+)
+from emu.tools.hexdump import hexdump
 from emu.tools.trace import (
     CHANNEL_BASES,
     SAMPLE_ISO,
@@ -43,6 +52,8 @@ CONTROL_PORTS = {0: 0x3F6, 1: 0x376}
 DRQ, ERR, BSY = 0x08, 0x01, 0x80
 MAX_PORT = 0xFFFF
 """The x86 I/O space: ports 0x0000-0xFFFF."""
+DEFAULT_BCL = 0xFFFE
+"""The byte-count limit until ``bcl`` changes it: the largest even value."""
 MAX_BLOCKS = 4096
 """A packet's DRQ blocks are read until DRQ clears, but never more than this."""
 
@@ -92,14 +103,15 @@ def _is_hex_byte(word: str) -> bool:
     return 1 <= len(digits) <= 2 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
-def hexdump(data: bytes, limit: int = 256) -> list[str]:
-    lines = []
-    for off in range(0, min(len(data), limit), 16):
-        chunk = data[off : off + 16]
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"  {off:04x}  {chunk.hex(' '):<47}  |{text}|")
-    if len(data) > limit:
-        lines.append(f"  … {len(data) - limit} more bytes ('dump' shows all)")
+SHOWN_BYTES = 256
+"""How much of a reply is dumped after a command; ``dump`` shows it all."""
+
+
+def reply_dump(data: bytes, limit: int | None = SHOWN_BYTES) -> list[str]:
+    """A reply as ``hexdump -C`` prints it, indented, cut at ``limit`` bytes."""
+    lines = [f"  {line}" for line in hexdump(data, limit=limit)]
+    if limit is not None and len(data) > limit:
+        lines[-1] += " ('dump' shows all)"
     return lines
 
 
@@ -128,6 +140,7 @@ class TeachingConsole(cmd.Cmd):
         self.bus, self.device = bus, device
         self.base, self.ctrl = CHANNEL_BASES[bus], CONTROL_PORTS[bus]
         self.last_data = b""
+        self.bcl = DEFAULT_BCL
         self.tracer: Tracer | None = None
         self.renderer = Renderer()
         self.failed = False
@@ -321,8 +334,26 @@ class TeachingConsole(cmd.Cmd):
                              f"{', '.join(PACKETS)} (or the CDB bytes in hex)")
         self.run_packet(cdb)
 
-    def run_packet(self, cdb: bytes, bcl: int = 0xFFFE) -> bool:
+    def do_bcl(self, arg: str) -> None:
+        """bcl [N]: show or set the byte-count limit the packet commands use (even, 2-65534).
+
+        The drive cuts a reply into DRQ blocks of at most N bytes (vol 2 §11.8.3);
+        'bcl 0x800' gives one 2048-byte block per sector, 'bcl 512' four.
+        """
+        words = shlex.split(arg)
+        if not words:
+            self.say(f"byte-count limit {self.bcl} (0x{self.bcl:04X})")
+            return
+        low, high = BYTE_COUNT_LIMITS
+        value = parse_int(words[0], "byte-count limit", low, high)
+        if value & 1:
+            raise ValueError(f"byte-count limit {words[0]} must be even ({low}-{high})")
+        self.bcl = value
+        self.say(f"byte-count limit {value} (0x{value:04X})")
+
+    def run_packet(self, cdb: bytes, bcl: int | None = None) -> bool:
         """The PACKET PIO data-in protocol (vol 2 §11.8); returns True on GOOD status."""
+        bcl = self.bcl if bcl is None else bcl
         cdb = bytes(cdb).ljust(12, b"\0")[:12]
         ports, b = self.machine.ports, self.base
         self.say(f"CDB: {cdb.hex(' ')} = {describe_cdb(cdb)}")
@@ -344,7 +375,7 @@ class TeachingConsole(cmd.Cmd):
         self.last_data = bytes(data)
         if data:
             self.say(f"data: {len(data)} bytes")
-            for line in hexdump(self.last_data):
+            for line in reply_dump(self.last_data):
                 self.say(line)
         if status & ERR:
             error = ports.inb(b + 1)
@@ -363,14 +394,30 @@ class TeachingConsole(cmd.Cmd):
 
     def do_dump(self, arg: str) -> None:
         """dump: the whole reply of the last command as a hex dump."""
-        for line in hexdump(self.last_data, limit=len(self.last_data)):
+        for line in reply_dump(self.last_data, limit=None):
             self.say(line)
 
     # -- the host side -------------------------------------------------------------
     def do_eject(self, arg: str) -> None:
-        """eject: the host takes the disc out (a forced eject: the tray opens)."""
+        """eject [--force]: press the drive's eject button (the host takes the disc out).
+
+        If the guest locked the tray (PREVENT ALLOW MEDIUM REMOVAL, 'packet lock'),
+        the tray stays shut and the drive reports an Eject Request to the guest
+        (GESN, MMC-5 §6.6); 'eject --force' takes the disc out anyway, as the
+        management API's release_image does.
+        """
+        words = shlex.split(arg)
+        if words not in ([], ["--force"]):
+            self._usage("eject [--force]")
+            return
         if not self.drive.medium.present:
             self.say("the drive is empty")
+            return
+        target = self.drive.target
+        if target.locked and not target.tray_open and not words:
+            request_eject(target)
+            self.say("the guest has locked the tray: the drive reports an Eject Request "
+                     "to the guest ('eject --force' takes the disc anyway)")
             return
         old = self.drive.remove_medium()
         old.close()
@@ -444,7 +491,14 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``emu console`` on the CLI's subparsers."""
-    p = sub.add_parser("console", help="an interactive teaching shell (ports, packets, sense)")
+    p = sub.add_parser(
+        "console", help="an interactive teaching shell (ports, packets, sense)",
+        description="A shell in front of the emulated drive: raw port access (inb, outb), "
+                    "packet commands by name (packet read10 16 1), sense, registers, the "
+                    "host's eject and attach, and the trace under each command. Type 'help' "
+                    "inside; 'quit' or Ctrl-D leaves. Without a terminal it reads a script "
+                    "from stdin and echoes each command. Exit status: 0, or 1 when a scripted "
+                    "command failed.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--empty", action="store_true", help="start with an empty drive")
     drive_options(p)

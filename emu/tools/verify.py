@@ -25,6 +25,7 @@ import numpy as np
 from devices.media.iso import IsoImage
 from emu.firmware.ata import AtaHostDriver, FirmwareError, location_name
 from emu.pc.machine import Machine
+from images import SAMPLE_ISO
 
 SECTOR = 2048
 CHUNK_SECTORS = 256
@@ -142,14 +143,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     def make_bar(total: int) -> Progress:
         return Progress(sys.stderr, total, show)
 
+    iso = str(args.iso or SAMPLE_ISO)
     try:
-        result = verify_image(args.iso, args.bus, args.device, dma=not args.pio,
+        result = verify_image(iso, args.bus, args.device, dma=not args.pio,
                               on_total=make_bar)
     except FirmwareError as exc:
         print(f"Verify failed: {exc}", file=sys.stderr)
         return 1
     size = result.sectors * SECTOR
-    print(f"Image:       {Path(args.iso).name}")
+    print(f"Image:       {Path(iso).name}")
     print(f"Sectors:     {result.sectors} ({size / (1 << 20):.1f} MiB), read by {result.mode}")
     print(f"Time:        {result.seconds:.3f} s, {result.mib_per_s:.1f} MiB/s")
     print(f"sha256:      {result.sha256}")
@@ -162,8 +164,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``emu verify`` on the CLI's subparsers."""
-    p = sub.add_parser("verify", help="read every sector through the drive and compare")
-    p.add_argument("iso")
+    p = sub.add_parser(
+        "verify", help="read every sector through the drive and compare",
+        description="Read the whole disc through the emulated drive (by bus-master DMA, or "
+                    "PIO with --pio) and compare every sector with the file. Exit status: "
+                    "0 every sector matches, 1 a mismatch or a failed read, 2 bad input.")
+    p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")
     p.add_argument("--pio", action="store_true", help="read by PIO even if DMA is available")
