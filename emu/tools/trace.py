@@ -491,8 +491,22 @@ _STAGE_PHASES = {
     "dma": "HP3 DMA",
     "dma out": "HP3 DMA out",
 }
-VCD_STEP = 10
+PHASE_CODES = {name.replace(" ", "_"): code for code, name in enumerate(
+    ("absent", "HP0 idle", "HP1 send packet", "HP2 busy", "HP3 DMA", "HP3 DMA out",
+     "HP4 data in", "HP4 data out"))}
+"""``phase_code``: the host state as a number, for VCD readers without string signals."""
+EVENT_CODES = {name: code for code, name in enumerate(
+    ("start", "port", "ata", "phase", "cdb", "drq", "data", "sense", "irq", "media", "dma",
+     "api", "end"))}
+"""``event_code``: the event kind as a number (15 for a kind not listed)."""
+VCD_STEP = 1
 """Time units per trace event: the VCD time axis counts events, not seconds."""
+VCD_COMMENT = (
+    "time axis: one unit per trace event, not a duration (VCD has no unit for events, so "
+    "the timescale is nominal). phase_code: "
+    + ", ".join(f"{code} {name}" for name, code in PHASE_CODES.items())
+    + ". event_code: " + ", ".join(f"{code} {name}" for name, code in EVENT_CODES.items())
+    + ", 15 other.")
 
 
 class VcdRecorder:
@@ -503,6 +517,12 @@ class VcdRecorder:
     Mid/High), ``phase`` (the drive's host-state name, a string), ``dev`` (the
     selected device) and ``event`` (the kind of the event that caused the
     sample).  Use it as a :class:`~devices.trace.Tracer` sink, then :meth:`close`.
+
+    ``phase`` and ``event`` are VCD string signals (GTKWave and pywellen show
+    them; vcdvcd 2.6 reads them as empty), so each has a numeric twin,
+    ``phase_code`` and ``event_code``, that every reader understands; the
+    file's ``$comment`` lists the codes (:data:`PHASE_CODES`, :data:`EVENT_CODES`).
+    The time axis counts trace events, one unit each.
     """
 
     def __init__(self, stream: TextIO, channel: IdeChannel) -> None:
@@ -511,7 +531,7 @@ class VcdRecorder:
         self.channel = channel
         self.time = 0
         self._writer = VCDWriter(stream, timescale="1 ns", date="emu trace",
-                                 comment="time axis: 10 units per trace event")
+                                 comment=VCD_COMMENT)
         scope = f"ide{channel.number}"
         reg = self._writer.register_var
         self._vars = {
@@ -525,6 +545,8 @@ class VcdRecorder:
             "phase": reg(scope, "phase", "string", init=""),
             "dev": reg(scope, "dev", "wire", size=1, init=0),
             "event": reg(scope, "event", "string", init=""),
+            "phase_code": reg(scope, "phase_code", "wire", size=3, init=0),
+            "event_code": reg(scope, "event_code", "wire", size=4, init=0),
         }
         self.sample("start")
 
@@ -555,6 +577,8 @@ class VcdRecorder:
             "phase": phase.replace(" ", "_"),
             "dev": ch.selected,
             "event": label,
+            "phase_code": PHASE_CODES.get(phase.replace(" ", "_"), 0),
+            "event_code": EVENT_CODES.get(label, 15),
         }
         change = self._writer.change
         for name, value in values.items():
@@ -753,9 +777,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _print_lines(renderer.feed(event), out)
 
     session.tracer.sinks.append(show)
-    recorder = VcdRecorder(vcd_file, session.channel) if vcd_file else None
-    if recorder is not None:
-        session.tracer.sinks.append(recorder)
+    recorder: VcdRecorder | None = None
     done: set[str] = set()
     status = 0
     try:
@@ -769,6 +791,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 _print_lines((f"## {line}" for line in session.output), out)
                 session.output.clear()
             steps = ([] if args.skip_setup else setup) + [name]
+            if vcd_file is not None and recorder is None:
+                # The waveform starts with the first traced step, from the state
+                # the untraced setup left (not the power-on state before it).
+                recorder = VcdRecorder(vcd_file, session.channel)
+                session.tracer.sinks.append(recorder)
             for step in steps:
                 label = step if step == name else f"{step} (setup for {name})"
                 print(f"## script: {label}", file=out)
@@ -783,8 +810,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 _print_lines((f"## {line}" for line in session.output), out)
                 session.output.clear()
     finally:
-        if recorder is not None and vcd_file is not None:
+        if recorder is not None:
             recorder.close()
+        if vcd_file is not None:
             vcd_file.close()
         session.close()
         if args.json:
