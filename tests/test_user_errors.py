@@ -55,9 +55,9 @@ def test_out_of_range_numbers_are_one_line_with_the_limits(argv, message, capsys
 
 
 def test_the_firmware_driver_refuses_an_lba_beyond_32_bits_instead_of_overflowing():
+    from devices.media.iso import IsoImage
     from emu.firmware.ata import AtaHostDriver, FirmwareError
     from emu.pc.machine import Machine
-    from devices.media.iso import IsoImage
 
     m = Machine()
     with IsoImage(SAMPLE_ISO) as medium:

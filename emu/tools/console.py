@@ -26,6 +26,7 @@ from devices.media.iso import IsoImage
 from devices.scsi.mmc_media import request_eject
 from devices.scsi.sense import Sense
 from devices.trace import TraceEvent, Tracer
+from emu.api.guest import AtapiHost
 from emu.firmware.ata import location_name
 from emu.pc.machine import Machine
 from emu.tools.args import (
@@ -144,9 +145,8 @@ class TeachingConsole(cmd.Cmd):
         self.tracer: Tracer | None = None
         self.renderer = Renderer()
         self.failed = False
-        ports = self.machine.ports
-        ports.outb(self.base + 6, 0xA0 | (device << 4))
-        ports.outb(self.ctrl, 0)  # interrupts on: the trace shows INTRQ
+        # Selects the device and clears nIEN: interrupts on, so the trace shows INTRQ.
+        self.host = AtapiHost(self.machine, bus, device, interrupts=True)
         if self.interactive:
             self.intro = (
                 f"emu console: DVD drive at {location_name(bus, device)} (ports "
@@ -353,36 +353,22 @@ class TeachingConsole(cmd.Cmd):
 
     def run_packet(self, cdb: bytes, bcl: int | None = None) -> bool:
         """The PACKET PIO data-in protocol (vol 2 §11.8); returns True on GOOD status."""
-        bcl = self.bcl if bcl is None else bcl
         cdb = bytes(cdb).ljust(12, b"\0")[:12]
-        ports, b = self.machine.ports, self.base
         self.say(f"CDB: {cdb.hex(' ')} = {describe_cdb(cdb)}")
-        ports.outb(b + 1, 0)  # Features: PIO
-        ports.outb(b + 4, bcl & 0xFF)
-        ports.outb(b + 5, bcl >> 8)
-        ports.outb(b + 7, 0xA0)
-        if not ports.inb(self.ctrl) & DRQ:
-            self.say(f"PACKET refused: {status_text(ports.inb(b + 7))}")
+        reply = self.host.packet(cdb, self.bcl if bcl is None else bcl)
+        if not reply.accepted:
+            self.say(f"PACKET refused: {status_text(reply.status)}")
             return False
-        ports.outsw(b, cdb)
-        data = bytearray()
-        for _ in range(MAX_BLOCKS):
-            status = ports.inb(b + 7)  # acknowledges the block's interrupt
-            if not status & DRQ:
-                break
-            n = ports.inb(b + 4) | (ports.inb(b + 5) << 8)
-            data += ports.insw(b, (n + 1) // 2).tobytes()[:n]
-        self.last_data = bytes(data)
-        if data:
-            self.say(f"data: {len(data)} bytes")
-            for line in reply_dump(self.last_data):
+        self.last_data = reply.data
+        if reply.data:
+            self.say(f"data: {len(reply.data)} bytes")
+            for line in reply_dump(reply.data):
                 self.say(line)
-        if status & ERR:
-            error = ports.inb(b + 1)
-            self.say(f"status: {status_text(status)}: CHECK CONDITION, error 0x{error:02X} "
-                     f"({error_text(error)}); 'sense' tells why")
+        if not reply.good:
+            self.say(f"status: {status_text(reply.status)}: CHECK CONDITION, error "
+                     f"0x{reply.error:02X} ({error_text(reply.error)}); 'sense' tells why")
             return False
-        self.say(f"status: {status_text(status)}")
+        self.say(f"status: {status_text(reply.status)}")
         return True
 
     def do_sense(self, arg: str) -> None:
