@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -245,3 +246,27 @@ def test_console_eject_honours_the_guest_lock_unless_forced():
     assert answers["eject --force"] == "ejected sample.iso"
     assert "status: 0x41" in answers["packet tur"] or answers["packet tur"].startswith("CDB")
     assert os.path.basename(str(SAMPLE_ISO)) in text
+
+
+def test_bench_units_scale_and_check_fails_on_a_missed_target(monkeypatch, capsys):
+    from emu.tools import bench
+
+    assert [bench.format_seconds(t) for t in (2.5, 0.2166686, 8.46e-6, 4.2e-7)] == [
+        "2.5 s", "216.7 ms", "8.5 µs", "420 ns"]
+    fast, slow = bench.Timing((1e-6, 2e-6, 3e-6)), bench.Timing((9e-6, 1e-5, 2e-5))
+    rows = [bench.Row("TEST UNIT READY round trip", fast, None, "within 8 µs (median)", True),
+            bench.Row("GESN poll round trip", slow, None, "within 8 µs (median)", False),
+            bench.Row("PIO 64k, trace on (vs off)", slow, fast, "", None)]
+    monkeypatch.setattr(bench, "quick_rows", lambda min_time: rows)
+    assert main(["bench"]) == 0
+    out = capsys.readouterr().out
+    assert main(["bench", "--check"]) == 1
+    assert f"kept in {bench.CACHE}" in out and "8 GiB sparse file" in out
+    assert re.search(r"round trip +2\.0 µs +1\.0 µs-3\.0 µs", out)  # median, spread
+    assert "(MISSED)" in out and "(met)" in out and "(reported only)" in out
+    assert "0.20×" in out  # 2 µs baseline median / 10 µs emulated median
+    assert "1 of 2 targets missed: GESN poll round trip" in out
+    assert "issue" not in out.lower()
+    rows[1].met = True
+    capsys.readouterr()
+    assert main(["bench", "--check"]) == 0
