@@ -270,3 +270,34 @@ def test_bench_units_scale_and_check_fails_on_a_missed_target(monkeypatch, capsy
     rows[1].met = True
     capsys.readouterr()
     assert main(["bench", "--check"]) == 0
+
+
+def test_ctrl_c_typed_at_the_terminal_of_an_interactive_boot_stops_it_cleanly():
+    """A pseudo-terminal: keys go to the guest (cbreak mode), ^C still interrupts (ISIG)."""
+    import pty
+
+    code = ("import sys, time, emu.tools.cli as c\n"
+            "c.run_boot = lambda options: (print('running', flush=True), time.sleep(30))\n"
+            "sys.exit(c.main(['boot']))\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout/stderr are the terminal
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"running" not in seen and time.monotonic() < deadline:
+        seen += os.read(fd, 1024)
+    os.write(fd, b"\x03")  # Ctrl-C typed at the terminal
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, wait_status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(wait_status) == 130
+    assert "Ctrl-C stops the emulator" in text and "emu: stopped" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
