@@ -120,5 +120,5 @@ def test_seabios_boot_names_the_drives_seabios_found():
         pytest.skip("seabios is not installed (.ci/run installs it)")
     out = run("boot", "--firmware", "seabios", "--bus", "0", "--device", "1")
     assert out.returncode == 0, out.stderr
-    assert ("SeaBIOS boot list: 1. DVD/CD [ata0-1: EMU Virtual DVD-ROM ATAPI-7 DVD/CD]"
+    assert ("SeaBIOS boot list: 1. DVD/CD ide0-1: EMU Virtual DVD-ROM ATAPI-7 DVD/CD"
             in out.stderr)

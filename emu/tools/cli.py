@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -142,7 +143,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         # SeaBIOS shows its boot list on screen only in its ESC menu; the drives it
         # registered for booting are in its debug log, so say which ones it found.
         found = [line for line in result.firmware_log if line.startswith("DVD/CD [")]
-        listing = "; ".join(f"{i}. {line}" for i, line in enumerate(found, 1)) or "none"
+        listing = "; ".join(f"{i}. {_seabios_location(line)}"
+                            for i, line in enumerate(found, 1)) or "none"
         print(f"\n[emu] SeaBIOS boot list: {listing}", file=sys.stderr)
     elif result.loaded is None:
         for line in result.firmware_log:
@@ -160,6 +162,14 @@ def cmd_boot(args: argparse.Namespace) -> int:
     print(f"\n[emu] {result.message} ({result.wall_seconds:.2f} s wall, {reads})",
           file=sys.stderr)
     return int(result.status)
+
+
+def _seabios_location(line: str) -> str:
+    """SeaBIOS's ``DVD/CD [ata1-0: model]`` with the location spelled as every tool does."""
+    match = re.match(r"DVD/CD \[ata([01])-([01]): (.*)\]$", line)
+    if match is None:
+        return line
+    return f"DVD/CD {location_name(int(match[1]), int(match[2]))}: {match[3]}"
 
 
 def cmd_info(args: argparse.Namespace) -> int:
