@@ -301,3 +301,12 @@ def test_ctrl_c_typed_at_the_terminal_of_an_interactive_boot_stops_it_cleanly():
     assert os.waitstatus_to_exitcode(wait_status) == 130
     assert "Ctrl-C stops the emulator" in text and "emu: stopped" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
+
+
+def test_a_failing_trace_script_is_reported_in_the_transcript_with_status_1(capsys):
+    # LBA 99999 is past the end of the sample: the drive answers CHECK CONDITION
+    # ILLEGAL REQUEST (LBA out of range), which the transcript shows, then the failure.
+    assert main(["trace", "--script", "read", "--lba", "99999", "--skip-setup"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "## read failed: command 0x28 failed"
+    assert any("sense 05/21/00" in line for line in out)

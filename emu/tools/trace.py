@@ -779,36 +779,44 @@ def cmd_trace(args: argparse.Namespace) -> int:
     session.tracer.sinks.append(show)
     recorder: VcdRecorder | None = None
     done: set[str] = set()
-    status = 0
+
+    def run(step: str, label: str | None) -> bool:
+        """One script, traced under a ``## script:`` header (or untraced when label is None)."""
+        if label is not None:
+            print(f"## script: {label}", file=out)
+        try:
+            session.run(step, traced=label is not None)
+        except FirmwareError as exc:
+            _print_lines(renderer.flush(), out)
+            print(f"## {step} failed: {exc}", file=out)
+            return False
+        done.add(step)
+        _print_lines(renderer.flush(), out)
+        if label is not None:
+            _print_lines((f"## {line}" for line in session.output), out)
+            session.output.clear()
+        return True
+
     try:
         for name in scripts:
             setup = [s for s in SETUP[name] if s not in done]
             if setup and args.skip_setup:
-                for step in setup:
-                    session.run(step, traced=False)
-                    done.add(step)
+                if not all(run(step, None) for step in setup):
+                    return 1
                 print(f"## setup, not traced: {' '.join(setup)}", file=out)
                 _print_lines((f"## {line}" for line in session.output), out)
                 session.output.clear()
-            steps = ([] if args.skip_setup else setup) + [name]
+                setup = []
             if vcd_file is not None and recorder is None:
                 # The waveform starts with the first traced step, from the state
                 # the untraced setup left (not the power-on state before it).
                 recorder = VcdRecorder(vcd_file, session.channel)
                 session.tracer.sinks.append(recorder)
-            for step in steps:
-                label = step if step == name else f"{step} (setup for {name})"
-                print(f"## script: {label}", file=out)
-                try:
-                    session.run(step)
-                except FirmwareError as exc:
-                    _print_lines(renderer.flush(), out)
-                    print(f"## {step} failed: {exc}", file=out)
+            for step in setup:
+                if not run(step, f"{step} (setup for {name})"):
                     return 1
-                done.add(step)
-                _print_lines(renderer.flush(), out)
-                _print_lines((f"## {line}" for line in session.output), out)
-                session.output.clear()
+            if not run(name, name):
+                return 1
     finally:
         if recorder is not None:
             recorder.close()
@@ -820,7 +828,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 json.dumps(transcript(session.tracer.events, scripts), indent=1) + "\n",
                 encoding="utf-8",
             )
-    return status
+    return 0
 
 
 def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
