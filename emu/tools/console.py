@@ -4,8 +4,13 @@ Everything goes through the I/O ports, as a guest would: raw register access
 (``outb 0x177 0xa0``, ``inb 0x177``), packet commands by name (``packet
 read10 16 1``) run with the PACKET PIO data-in protocol of ATA/ATAPI-7 vol 2
 §11.8 with interrupts enabled, so a student sees INTRQ rise and fall in the
-trace.  Host-side actions (``eject``, ``attach PATH``) are what the
-management API does to the drive.  With a terminal, line editing and history
+trace; the exchange itself is :class:`emu.api.guest.AtapiHost`'s, and ``bcl N``
+sets the byte-count limit it writes.  Host-side actions (``eject``, ``attach
+PATH``) are what the management API does to the drive; ``eject`` presses the
+drive's button, so a guest lock (PREVENT ALLOW MEDIUM REMOVAL) keeps the disc in
+unless ``eject --force``.  Every typed number is range-checked
+(:mod:`emu.tools.args`): a bad one prints one ``error:`` line and the session
+goes on.  With a terminal, line editing and history
 come from :mod:`readline`; without one the shell reads a script from stdin and
 echoes each command, so its output reads as a transcript.
 """
@@ -50,13 +55,11 @@ from emu.tools.trace import (
 )
 
 CONTROL_PORTS = {0: 0x3F6, 1: 0x376}
-DRQ, ERR, BSY = 0x08, 0x01, 0x80
+DRQ = 0x08
 MAX_PORT = 0xFFFF
 """The x86 I/O space: ports 0x0000-0xFFFF."""
 DEFAULT_BCL = 0xFFFE
 """The byte-count limit until ``bcl`` changes it: the largest even value."""
-MAX_BLOCKS = 4096
-"""A packet's DRQ blocks are read until DRQ clears, but never more than this."""
 
 
 def _cdb_read10(lba: str = "16", count: str = "1") -> bytes:
@@ -201,10 +204,6 @@ class TeachingConsole(cmd.Cmd):
     def _show_event(self, event: TraceEvent) -> None:
         """A tracer sink: print what the renderer emits, exactly as ``emu trace`` would."""
         self._show_trace(self.renderer.feed(event))
-
-    @staticmethod
-    def _int(text: str) -> int:
-        return int(text, 0)
 
     def _usage(self, text: str) -> None:
         self.say(f"usage: {text}")
