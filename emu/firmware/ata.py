@@ -7,6 +7,14 @@ nIEN set: byte-count limit = block size (0 for TEST UNIT READY), PACKET,
 wait for DRQ, the 12-byte CDB, then ``count`` DRQ blocks of ``blocksize``
 bytes moved with one string read each straight into guest memory.
 
+For teaching (``emu trace --interrupts --bcl N``) the driver can instead run
+packet commands with nIEN clear (:attr:`AtaHostDriver.interrupts`) and a
+byte-count limit of its choosing (:attr:`AtaHostDriver.byte_count_limit`):
+then, as an interrupt handler does, it reads Status after each wait (the read
+that acknowledges INTRQ) and Byte Count before each DRQ block, so the whole
+protocol appears in the trace.  Sector ranges outside READ(10)'s 32-bit LBA
+are refused with :class:`FirmwareError` before any port is touched.
+
 With ``use_dma`` the driver reads sectors by bus-master DMA instead
 (SFF-8038i §3, the standard programming sequence; ATA/ATAPI-7 vol 2 §11.9,
 PACKET DMA): it builds a Physical Region Descriptor table at
