@@ -17,6 +17,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emu.tools.cli import build_parser, main
 from emu.tools.console import TeachingConsole
@@ -310,3 +312,28 @@ def test_a_failing_trace_script_is_reported_in_the_transcript_with_status_1(caps
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "## read failed: command 0x28 failed"
     assert any("sense 05/21/00" in line for line in out)
+
+
+NUMBERS = st.one_of(st.integers(-(1 << 40), 1 << 40).map(str),
+                    st.integers(-(1 << 40), 1 << 40).map(hex),
+                    st.sampled_from(["", "x", "0x", "1e3", "--force", "-", "0b101", "٣"]))
+COMMANDS = st.sampled_from([
+    "inb", "inw", "inl", "outb", "outw", "outl", "packet read10", "packet read12",
+    "packet modesense", "packet tur", "packet 28", "bcl", "eject", "attach", "trace",
+    "regs", "status", "reset", "identify", "sense", "dump", "history", "nonsense",
+])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(COMMANDS, st.lists(NUMBERS, max_size=3)), min_size=1, max_size=8))
+def test_no_typed_console_line_ends_the_session(lines):
+    script = "\n".join(" ".join([cmd, *args]) for cmd, args in lines) + "\nstatus\n"
+    out = io.StringIO()
+    shell = TeachingConsole(stdin=io.StringIO(script), stdout=out)
+    try:
+        shell.cmdloop()  # must not raise
+    finally:
+        shell.close()
+    text = out.getvalue()
+    assert "Traceback" not in text
+    assert text.splitlines()[-2] == "emu> status"  # the session reached the last line
