@@ -337,3 +337,17 @@ def test_no_typed_console_line_ends_the_session(lines):
     text = out.getvalue()
     assert "Traceback" not in text
     assert text.splitlines()[-2] == "emu> status"  # the session reached the last line
+
+
+def test_the_q_subchannel_crc_is_the_standard_librarys_crc_hqx_inverted():
+    """ECMA-130 §22.3.4: CRC-16 x^16+x^12+x^5+1 over the 10 Q bytes, stored inverted."""
+    import binascii
+
+    import numpy as np
+
+    from devices.media.cdframe import q_subchannel
+
+    lbas = np.array([0, 1, 74, 75, 4499, 4500, 300_000], dtype=np.int64)
+    for row in q_subchannel(lbas):
+        crc = binascii.crc_hqx(bytes(row[:10]), 0) ^ 0xFFFF
+        assert bytes(row[10:12]) == crc.to_bytes(2, "big")
