@@ -7,7 +7,8 @@ Each fenced block of README.md and docs/*.md is one of:
 * ``sh``: each line run by ``sh`` there, with this environment's ``emu`` first
   on PATH; every command must succeed;
 * a transcript after ``<!-- golden: COMMAND -->``: COMMAND is run and its
-  output must equal the block, line for line (docs/teaching.md);
+  output must equal the block, line for line (docs/teaching.md); for ``emu
+  console`` the lines after the ``emu> `` prompts are its input;
 * anything else must follow ``<!-- illustrative: REASON -->`` saying why it is
   not run.
 
@@ -128,8 +129,11 @@ def test_there_is_a_golden_transcript():
 def test_golden_transcripts_equal_what_the_tool_prints(block, tmp_path):
     command = shlex.split(marker_value(block, "golden") or "")
     assert command[0] == "emu"
+    # A console transcript gives its own input: the lines typed after the prompt.
+    typed = "".join(line.removeprefix("emu> ") + "\n" for line in block.code.splitlines()
+                    if line.startswith("emu> ")) if command[1] == "console" else None
     out = subprocess.run([str(BIN / "emu"), *command[1:]], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=60, env=environment(tmp_path))
+                         text=True, timeout=60, env=environment(tmp_path), input=typed)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == block.code.splitlines(), (
         f"{block.name} and `{' '.join(command)}` differ: regenerate the page from the tool")

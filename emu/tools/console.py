@@ -144,6 +144,8 @@ class TeachingConsole(cmd.Cmd):
         self.bus, self.device = bus, device
         self.base, self.ctrl = CHANNEL_BASES[bus], CONTROL_PORTS[bus]
         self.last_data = b""
+        self.last_ejected = str(iso or SAMPLE_ISO)
+        """What ``attach`` without a path puts back in."""
         self.bcl = DEFAULT_BCL
         self.tracer: Tracer | None = None
         self.renderer = Renderer()
@@ -174,7 +176,17 @@ class TeachingConsole(cmd.Cmd):
     def precmd(self, line: str) -> str:
         if not self.interactive and line.strip() and line != "EOF":
             self.say(f"{TeachingConsole.prompt}{line.rstrip()}")  # a script reads as a transcript
-        return line
+        return self._without_comment(line)
+
+    @staticmethod
+    def _without_comment(line: str) -> str:
+        """``packet tur   # why`` → ``packet tur``: a ``#`` outside quotes starts a comment."""
+        if "#" not in line or line.lstrip().startswith("#"):
+            return line
+        try:
+            return shlex.join(shlex.split(line, comments=True))
+        except ValueError:  # unbalanced quotes: leave the line to the command's own check
+            return line
 
     def postcmd(self, stop: bool, line: str) -> bool:
         self._show_trace(self.renderer.flush())  # the end of a command completes its trace
@@ -355,6 +367,7 @@ class TeachingConsole(cmd.Cmd):
         cdb = bytes(cdb).ljust(12, b"\0")[:12]
         self.say(f"CDB: {cdb.hex(' ')} = {describe_cdb(cdb)}")
         reply = self.host.packet(cdb, self.bcl if bcl is None else bcl)
+        self._show_trace(self.renderer.flush())  # the exchange is over: its trace comes first
         if not reply.accepted:
             self.say(f"PACKET refused: {status_text(reply.status)}")
             return False
@@ -406,18 +419,22 @@ class TeachingConsole(cmd.Cmd):
             return
         old = self.drive.remove_medium()
         old.close()
+        self.last_ejected = old.path
         self.say(f"ejected {Path(old.path).name}")
 
     def do_attach(self, arg: str) -> None:
-        """attach PATH: the host puts a disc image in the drive (tray closes)."""
+        """attach [PATH]: the host puts a disc image in the drive (tray closes).
+
+        Without PATH, the disc that was last ejected goes back in (or the sample).
+        """
         words = shlex.split(arg)
-        if len(words) != 1:
-            self.say("usage: attach PATH")
+        if len(words) > 1:
+            self._usage("attach [PATH]")
             return
         if self.drive.medium.present:
             self.say("the drive holds a disc: eject it first")
             return
-        medium = IsoImage(words[0])
+        medium = IsoImage(words[0] if words else self.last_ejected)
         self.drive.insert_medium(medium)
         self.say(f"attached {Path(medium.path).name} ({medium.sector_count} sectors)")
 
