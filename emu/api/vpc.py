@@ -12,7 +12,9 @@ Every member of IVMDVDDrive is here (vpc-api.md §2): ``set_bus_location``,
 ``bus_number``, ``device_number``, ``attach_image``, ``release_image``,
 ``image_file``, ``attach_host_drive``, ``release_host_drive``,
 ``host_drive_letter``, ``attachment``, and the IVMDVDDriveEvents
-``on_media_insert`` / ``on_media_eject`` (§4.5).  Failures raise a
+``on_media_insert`` / ``on_media_eject`` (§4.5).  Beyond Virtual PC,
+``DVDDrive.guest`` is a small guest driver at the drive's ports
+(:class:`emu.api.guest.AtapiHost`), to see what a guest sees after a change.  Failures raise a
 :class:`~emu.api.hresult.VMError` subclass carrying the documented HRESULT; the
 decisions where the Virtual PC docs are silent are in docs/management-api.md.
 
