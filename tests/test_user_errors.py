@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -289,18 +290,9 @@ def test_ctrl_c_typed_at_the_terminal_of_an_interactive_boot_stops_it_cleanly():
     while b"running" not in seen and time.monotonic() < deadline:
         seen += os.read(fd, 1024)
     os.write(fd, b"\x03")  # Ctrl-C typed at the terminal
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, wait_status = os.waitpid(pid, 0)
-    os.close(fd)
+    seen, status = drain_and_wait(fd, pid, seen)
     text = seen.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(wait_status) == 130
+    assert status == 130
     assert "Ctrl-C stops the emulator" in text and "emu: stopped" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
 
@@ -351,3 +343,62 @@ def test_the_q_subchannel_crc_is_the_standard_librarys_crc_hqx_inverted():
     for row in q_subchannel(lbas):
         crc = binascii.crc_hqx(bytes(row[:10]), 0) ^ 0xFFFF
         assert bytes(row[10:12]) == crc.to_bytes(2, "big")
+
+
+def test_ctrl_c_at_the_console_prompt_drops_the_line_and_the_session_goes_on():
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(Path(sys.executable).parent / "emu"), ["emu", "console"])
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 30
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                seen += os.read(fd, 1024)
+
+    try:
+        read_until(b"emu> ")
+        os.write(fd, b"packet tu\x03")  # Ctrl-C in the middle of typing a command
+        read_until(b"interrupted")
+        os.write(fd, b"status\r")  # the session goes on: Status after reset reads 00h
+        read_until(b"(no bits set)")
+        os.write(fd, b"quit\r")
+    finally:
+        seen, status = drain_and_wait(fd, pid, seen)
+    text = seen.decode(errors="replace")
+    assert status == 0
+    assert "(interrupted; 'quit' or Ctrl-D leaves)" in text
+    assert "emu> status\r\n0x00 (no bits set)" in text and "Traceback" not in text
+
+
+def drain_and_wait(fd: int, pid: int, seen: bytes, timeout: float = 30) -> tuple[bytes, int]:
+    """Read a pty child's output until it closes the terminal, then its exit status.
+
+    Never hangs a test run: after ``timeout`` seconds the child is killed.
+    """
+    import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.5)[0]:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                os.close(fd)
+                return seen, -1
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, wait_status = os.waitpid(pid, 0)
+    os.close(fd)
+    return seen, os.waitstatus_to_exitcode(wait_status)

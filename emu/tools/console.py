@@ -483,9 +483,16 @@ def cmd_console(args: argparse.Namespace) -> int:
     """``emu console``: run the shell on stdin/stdout."""
     shell = TeachingConsole(args.iso, args.bus, args.device, empty=args.empty)
     try:
-        shell.cmdloop()
-    except KeyboardInterrupt:
-        shell.say()
+        while True:
+            try:
+                shell.cmdloop()
+                break
+            except KeyboardInterrupt:
+                if not shell.interactive:
+                    raise  # a script stopped by Ctrl-C: 'emu: stopped', status 130
+                # At the prompt, as in a shell: Ctrl-C drops the line, the session goes on.
+                shell.say("\n(interrupted; 'quit' or Ctrl-D leaves)")
+                shell.intro = None
     finally:
         shell.close()
     return 1 if shell.failed and not shell.interactive else 0
