@@ -505,9 +505,9 @@ def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None
         description="A shell in front of the emulated drive: raw port access (inb, outb), "
                     "packet commands by name (packet read10 16 1), sense, registers, the "
                     "host's eject and attach, and the trace under each command. Type 'help' "
-                    "inside; 'quit' or Ctrl-D leaves (Ctrl-C drops the line). Without a terminal it reads a script "
-                    "from stdin and echoes each command. Exit status: 0, or 1 when a scripted "
-                    "command failed.")
+                    "inside; 'quit' or Ctrl-D leaves (Ctrl-C drops the line). Without a "
+                    "terminal it reads a script from stdin and echoes each command. Exit "
+                    "status: 0, 1 when a scripted command failed, 130 stopped by Ctrl-C.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--empty", action="store_true", help="start with an empty drive")
     drive_options(p)
