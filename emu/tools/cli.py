@@ -42,6 +42,10 @@ from images import SAMPLE_ISO
 EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, what a shell reports for a program stopped by Ctrl-C."""
+READ_DEST = 0x100000
+"""Guest address ``emu read`` reads to (1 MiB, above the real-mode area)."""
+MAX_READ_SECTORS = ((16 << 20) - READ_DEST) // 2048
+"""Sectors ``emu read`` can hold in the 16 MiB machine's memory above :data:`READ_DEST`."""
 DESCRIPTION = ("emu: boot, inspect and read discs through an emulated IDE/ATAPI DVD drive. "
                "Every ISO argument defaults to the built-in sample. Exit status: 0 done, "
                "1 failed, 2 bad input, 130 stopped by Ctrl-C.")
@@ -223,10 +227,6 @@ def _is_number(word: str) -> bool:
     return True
 
 
-MAX_READ_SECTORS = ((16 << 20) - 0x100000) // 2048
-"""Sectors ``emu read`` can hold in guest memory above its 1 MiB destination."""
-
-
 def cmd_read(args: argparse.Namespace) -> int:
     try:
         iso, args.lba, args.count = read_positionals(args.words)
@@ -235,7 +235,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     machine, medium = open_machine(iso, args.bus, args.device)
     driver = AtaHostDriver(machine.ports, machine.memory)
-    dest = 0x100000
+    dest = READ_DEST
     try:
         devices = [d for d in driver.probe() if d.device_type == 5]
         if not devices:
@@ -243,7 +243,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         dev = devices[0]
         driver.wait_ready(dev)
         if args.lba + args.count > medium.sector_count:
-            print(f"Sectors {args.lba}+{args.count} are outside the disc "
+            print(f"emu read: error: sectors {args.lba}+{args.count} are outside the disc "
                   f"({medium.sector_count} sectors)", file=sys.stderr)
             return EXIT_BAD_INPUT
         driver.read_sectors(dev, args.lba, args.count, dest)
