@@ -253,3 +253,16 @@ def regenerate() -> None:
 
 if __name__ == "__main__":
     regenerate()
+
+
+def test_the_readme_examples_print_what_their_comments_say(tmp_path):
+    readme = [b for b in ALL if b.path.name == "README.md" and b.lang == "python"]
+    guest = next(b for b in readme if "dvd.guest" in b.code)
+    board = next(b for b in readme if "IDENTIFY PACKET DEVICE" in b.code)
+    for block, expected in ((guest, "['NOT READY', 'UNIT ATTENTION', 'GOOD']"),
+                            (board, "0x85c0 True")):
+        assert expected in block.code  # the comment in the page
+        out = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60,
+                             env=environment(tmp_path))
+        assert out.stdout.strip() == expected, out.stderr
