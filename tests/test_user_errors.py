@@ -286,10 +286,7 @@ def test_ctrl_c_typed_at_the_terminal_of_an_interactive_boot_stops_it_cleanly():
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdin/stdout/stderr are the terminal
         os.execv(sys.executable, [sys.executable, "-c", code])
-    seen = b""
-    deadline = time.monotonic() + 30
-    while b"running" not in seen and time.monotonic() < deadline:
-        seen += os.read(fd, 1024)
+    seen = read_until(fd, b"running", b"")
     os.write(fd, b"\x03")  # Ctrl-C typed at the terminal
     seen, status = drain_and_wait(fd, pid, seen)
     text = seen.decode(errors="replace")
@@ -348,26 +345,17 @@ def test_the_q_subchannel_crc_is_the_standard_librarys_crc_hqx_inverted():
 
 def test_ctrl_c_at_the_console_prompt_drops_the_line_and_the_session_goes_on():
     import pty
-    import select
 
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(str(Path(sys.executable).parent / "emu"), ["emu", "console"])
     seen = b""
-
-    def read_until(marker: bytes) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + 30
-        while marker not in seen and time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.5)[0]:
-                seen += os.read(fd, 1024)
-
     try:
-        read_until(b"emu> ")
+        seen = read_until(fd, b"emu> ", seen)
         os.write(fd, b"packet tu\x03")  # Ctrl-C in the middle of typing a command
-        read_until(b"interrupted")
+        seen = read_until(fd, b"interrupted", seen)
         os.write(fd, b"status\r")  # the session goes on: Status after reset reads 00h
-        read_until(b"(no bits set)")
+        seen = read_until(fd, b"(no bits set)", seen)
         os.write(fd, b"quit\r")
     finally:
         seen, status = drain_and_wait(fd, pid, seen)
@@ -403,3 +391,17 @@ def drain_and_wait(fd: int, pid: int, seen: bytes, timeout: float = 30) -> tuple
     _, wait_status = os.waitpid(pid, 0)
     os.close(fd)
     return seen, os.waitstatus_to_exitcode(wait_status)
+
+
+def read_until(fd: int, marker: bytes, seen: bytes, timeout: float = 30) -> bytes:
+    """Read a pty until ``marker`` shows up (or ``timeout`` passes, or the child is gone)."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+    return seen
