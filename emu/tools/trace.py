@@ -855,7 +855,9 @@ def add_parser(sub: Any, drive_options: Callable[[argparse.ArgumentParser], None
     p.add_argument("--skip-setup", action="store_true",
                    help="run the power-on preamble (probe, wait until ready) without tracing it")
     p.add_argument("--json", metavar="FILE", help="write the transcript (events + lines)")
-    p.add_argument("--vcd", metavar="FILE", help="write the channel's signals as a VCD waveform")
+    p.add_argument("--vcd", metavar="FILE",
+                   help="write the channel's signals as a VCD waveform (its time axis counts "
+                        "trace events, one unit each)")
     p.add_argument("--no-collapse", action="store_true",
                    help="do not fold repeated lines into one (×n) line")
     p.add_argument("--verbose", action="store_true", help="also show folded events")
