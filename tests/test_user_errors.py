@@ -240,16 +240,22 @@ def test_serial_adds_com1_to_the_screen_and_serial_only_replaces_it(monkeypatch,
 
 
 def test_console_eject_honours_the_guest_lock_unless_forced():
-    answers = console_answers("packet tur", "packet lock", "eject", "packet gesn",
-                              "eject --force", "packet tur")
-    assert answers["eject"].startswith("the guest has locked the tray")
-    # GESN (MMC-5 §6.6): media class 4, event 1 Eject Request, status 02h (tray shut, disc in)
-    assert answers["packet gesn"] == "CDB: 4a 01 00 00 10 00 00 00 08 00 00 00 = GET EVENT " \
-        "STATUS NOTIFICATION polled, classes media, allocation 8 bytes"
-    text = "\n".join(answers.values())
-    assert answers["eject --force"] == "ejected sample.iso"
-    assert "status: 0x41" in answers["packet tur"] or answers["packet tur"].startswith("CDB")
-    assert os.path.basename(str(SAMPLE_ISO)) in text
+    out = io.StringIO()
+    script = "packet tur\npacket lock\neject\npacket gesn\neject --force\npacket tur\n"
+    shell = TeachingConsole(stdin=io.StringIO(script), stdout=out)
+    shell.cmdloop()
+    shell.close()
+    text = out.getvalue()
+    eject = text.split("emu> eject\n")[1].split("emu> ")[0]
+    assert eject.startswith("the guest has locked the tray")
+    # GESN (MMC-5 §6.6): media class 4, event 1 Eject Request, media status 02h
+    # (tray shut, disc present): the button press reached the guest, the disc did not move.
+    gesn = text.split("emu> packet gesn\n")[1].split("emu> ")[0]
+    assert re.search(r"00 06 04 [0-9a-f]{2} 01 02 00 00", gesn)  # byte 3: supported classes
+    forced = text.split("emu> eject --force\n")[1].split("emu> ")[0]
+    assert forced == "ejected sample.iso\n"
+    last = text.split("emu> packet tur\n")[-1]
+    assert "CHECK CONDITION, error 0x20 (sense key 2h NOT READY)" in last
 
 
 def test_bench_units_scale_and_check_fails_on_a_missed_target(monkeypatch, capsys):
