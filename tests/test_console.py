@@ -100,14 +100,14 @@ def test_console_checks_ports_values_and_packet_names():
     def answer(command: str) -> str:
         return lines[lines.index(f"emu> {command}") + 1]
 
-    assert answer("outb 0x999999 1") == "error: port 0x999999 is out of range (0x0-0xFFFF)"
-    assert answer("outb 0x177 0x1a0") == "error: byte value 0x1a0 is out of range (0x0-0xFF)"
+    assert answer("outb 0x999999 1") == "error: port 0x999999 is out of range (0-65535, 0x0-0xFFFF)"
+    assert answer("outb 0x177 0x1a0") == "error: byte value 0x1a0 is out of range (0-255, 0x0-0xFF)"
     assert answer("outw 0x170 0x10000") == (
-        "error: word value 0x10000 is out of range (0x0-0xFFFF)")
+        "error: word value 0x10000 is out of range (0-65535, 0x0-0xFFFF)")
     assert answer("outl 0x170 0x100000000") == (
-        "error: dword value 0x100000000 is out of range (0x0-0xFFFFFFFF)")
-    assert answer("outb 0x177 -1") == "error: byte value -1 is out of range (0x0-0xFF)"
-    assert answer("inw 0x10000") == "error: port 0x10000 is out of range (0x0-0xFFFF)"
+        "error: dword value 0x100000000 is out of range (0-4294967295, 0x0-0xFFFFFFFF)")
+    assert answer("outb 0x177 -1") == "error: byte value -1 is out of range (0-255, 0x0-0xFF)"
+    assert answer("inw 0x10000") == "error: port 0x10000 is out of range (0-65535, 0x0-0xFFFF)"
     assert answer("inb") == "usage: inb PORT (e.g. inb 0x177)"
     assert answer("packet bogus") == (
         "error: unknown packet command 'bogus'; known: tur, sense, inquiry, capacity, read10, "

@@ -15,6 +15,8 @@ reductions over all P columns or Q diagonals of all sectors at once.
 
 from __future__ import annotations
 
+import binascii
+
 import numpy as np
 
 RAW_SECTOR_SIZE = 2352
@@ -160,14 +162,9 @@ Q_CONTROL_ADR = 0x41
 """Control 4 (data track, copy prohibited) in the high nibble, ADR 1 (position) low."""
 
 
-def _crc16_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32) << 8
-    for _ in range(8):
-        table = np.where(table & 0x8000, (table << 1) ^ 0x1021, table << 1) & 0xFFFF
-    return table.astype(np.uint32)
-
-
-_CRC16 = _crc16_table()
+_CRC16 = np.array([binascii.crc_hqx(bytes([b]), 0) for b in range(256)], dtype=np.uint32)
+"""CRC-16 (x^16 + x^12 + x^5 + 1, initial value 0) of each byte: the standard library's
+``crc_hqx`` is that CRC; the table lets :func:`q_subchannel` run it over many sectors at once."""
 
 
 def q_subchannel(lbas: np.ndarray) -> np.ndarray:

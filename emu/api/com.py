@@ -15,6 +15,19 @@ Every :class:`~emu.api.hresult.VMError` becomes its HRESULT; any other exception
 (none should reach here: :mod:`emu.api.vpc` already wraps them) becomes
 DISP_E_EXCEPTION.  ``last_error`` keeps the exception of the latest failed
 call, like ``IErrorInfo``.
+
+Those are the vtable (C++) shapes.  Scripts written for VBScript, PowerShell
+or pywin32 see the same objects through IDispatch instead: properties are
+attributes (``drive.ImageFile``, ``vm.DVDROMDrives.Item(1)``, ``.Count``, ``For
+Each``), methods return their ``[out, retval]`` value, and a failure raises
+:class:`com_error` carrying the HRESULT, as ``pywintypes.com_error`` does.
+:func:`Dispatch` (alias :func:`CreateObject`) hands out that view, built on
+the vtable objects above, so a ported script changes only its first line::
+
+    vpc = Dispatch("VirtualPC.Application")   # $vpc = New-Object -ComObject ...
+    vm = vpc.CreateVirtualMachine("lab", "")
+    vm.AddDVDROMDrive(1, 0).AttachImage(path)
+    vm.DVDROMDrives.Item(1).ImageFile
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ from emu.api.hresult import (
     S_OK,
     DispExceptionError,
     VMError,
+    describe,
+    to_signed,
+    to_unsigned,
 )
 from emu.api.vpc import DVDDrive, DVDDriveCollection, VirtualMachine, VirtualPC, VMState
 
@@ -288,11 +304,246 @@ class VMVirtualPC:
         return _get(lambda: [wrap(vm, VMVirtualMachine) for vm in self.vpc.virtual_machines], out)
 
 
+# -- IDispatch view (VBScript, PowerShell, pywin32) ------------------------------------
+
+CO_E_CLASSSTRING = 0x800401F3
+"""Invalid class string: what CreateObject / Dispatch answer for an unknown ProgID."""
+PROG_IDS = ("VirtualPC.Application",)
+"""The ProgID Virtual PC registers for its VMVirtualPC class (vpc-api.md §1)."""
+SOURCE = "VirtualPC.Application"
+
+
+class com_error(Exception):  # noqa: N801, N818 - the name pywintypes gives it
+    """A failed dispatch call, shaped like ``pywintypes.com_error``.
+
+    ``args`` is ``(hresult, strerror, excepinfo, argerror)`` with ``hresult``
+    signed, as pywin32 gives it; ``excepinfo`` is ``(wCode, source,
+    description, helpfile, helpcontext, scode)``.  ``.hresult`` is the signed
+    value (PowerShell's ``$_.Exception.HResult``), ``.scode`` the unsigned one
+    that the constants in :mod:`emu.api.hresult` use, and ``.description`` the
+    message of the error behind it.
+    """
+
+    def __init__(self, hresult: int, description: str = "") -> None:
+        code = to_unsigned(hresult)
+        excepinfo = (0, SOURCE, description, None, 0, to_signed(code))
+        super().__init__(to_signed(code), describe(code), excepinfo, None)
+        self.hresult = to_signed(code)
+        self.scode = code
+        self.strerror = describe(code)
+        self.excepinfo = excepinfo
+        self.argerror = None
+        self.description = description
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.description}" if self.description else self.strerror
+
+
+def _raise_for(hresult: int) -> None:
+    """A failed HRESULT becomes :class:`com_error` with the message of ``last_error``."""
+    if hresult & 0x8000_0000:
+        message = last_error.message if last_error is not None and \
+            last_error.hresult == hresult else ""
+        raise com_error(hresult, message)
+
+
+def _checked(result: tuple[int, T | None]) -> T:
+    hresult, value = result
+    _raise_for(hresult)
+    return value  # type: ignore[return-value]
+
+
+_dispatch_views: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
+
+
+def _view(obj: Any, cls: type[T]) -> T:
+    """The one dispatch view of a vtable object (the same Python object every time)."""
+    found = _dispatch_views.get(obj)
+    if found is None:
+        found = cls(obj)  # type: ignore[call-arg]
+        _dispatch_views[obj] = found
+    return found  # type: ignore[return-value]
+
+
+class DispDVDDrive:
+    """IVMDVDDrive through IDispatch: properties and methods that raise :class:`com_error`."""
+
+    def __init__(self, vtable: VMDVDDrive) -> None:
+        self.vtable = vtable
+        """The vtable object: ``(hr, value)`` calls for the same drive."""
+
+    @property
+    def BusNumber(self) -> int:  # noqa: N802
+        return _checked(self.vtable.get_BusNumber())
+
+    @property
+    def DeviceNumber(self) -> int:  # noqa: N802
+        return _checked(self.vtable.get_DeviceNumber())
+
+    @property
+    def ImageFile(self) -> str:  # noqa: N802
+        return _checked(self.vtable.get_ImageFile())
+
+    @property
+    def HostDriveLetter(self) -> str:  # noqa: N802
+        return _checked(self.vtable.get_HostDriveLetter())
+
+    @property
+    def Attachment(self) -> int:  # noqa: N802
+        return _checked(self.vtable.get_Attachment())
+
+    def SetBusLocation(self, busNumber: int, deviceNumber: int) -> None:  # noqa: N802, N803
+        _raise_for(self.vtable.SetBusLocation(busNumber, deviceNumber))
+
+    def AttachImage(self, imagePath: str) -> None:  # noqa: N802, N803
+        _raise_for(self.vtable.AttachImage(imagePath))
+
+    def ReleaseImage(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.ReleaseImage())
+
+    def AttachHostDrive(self, driveLetter: str) -> None:  # noqa: N802, N803
+        _raise_for(self.vtable.AttachHostDrive(driveLetter))
+
+    def ReleaseHostDrive(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.ReleaseHostDrive())
+
+    def __repr__(self) -> str:
+        return f"<DVDROMDrive {self.vtable.drive!r}>"
+
+
+class DispDVDDriveCollection:
+    """IVMDVDDriveCollection through IDispatch: ``Count``, ``Item(i)`` (1-based), ``For Each``.
+
+    ``coll(i)`` is ``coll.Item(i)`` (Item is the default member, DISPID_VALUE),
+    and ``len(coll)`` is ``coll.Count``.
+    """
+
+    def __init__(self, vtable: VMDVDDriveCollection) -> None:
+        self.vtable = vtable
+
+    @property
+    def Count(self) -> int:  # noqa: N802
+        return _checked(self.vtable.get_Count())
+
+    def Item(self, index: int) -> DispDVDDrive:  # noqa: N802
+        return _view(_checked(self.vtable.get_Item(index)), DispDVDDrive)
+
+    __call__ = Item
+
+    def __iter__(self) -> Iterator[DispDVDDrive]:
+        return iter([_view(d, DispDVDDrive) for d in _checked(self.vtable.get__NewEnum())])
+
+    def __len__(self) -> int:
+        return self.Count
+
+
+class DispVirtualMachine:
+    """IVMVirtualMachine (the DVD and power members) through IDispatch."""
+
+    def __init__(self, vtable: VMVirtualMachine) -> None:
+        self.vtable = vtable
+
+    @property
+    def Name(self) -> str:  # noqa: N802
+        return _checked(self.vtable.get_Name())
+
+    @property
+    def State(self) -> int:  # noqa: N802
+        return _checked(self.vtable.get_State())
+
+    @property
+    def DVDROMDrives(self) -> DispDVDDriveCollection:  # noqa: N802
+        return DispDVDDriveCollection(_checked(self.vtable.get_DVDROMDrives()))
+
+    @property
+    def AttachedDriveTypes(self) -> list[list[int]]:  # noqa: N802
+        return _checked(self.vtable.get_AttachedDriveTypes())
+
+    def Startup(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.Startup())
+
+    def TurnOff(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.TurnOff())
+
+    def Save(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.Save())
+
+    def Pause(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.Pause())
+
+    def Resume(self) -> None:  # noqa: N802
+        _raise_for(self.vtable.Resume())
+
+    def AddDVDROMDrive(self, busNumber: int, deviceNumber: int) -> DispDVDDrive:  # noqa: N802, N803
+        return _view(_checked(self.vtable.AddDVDROMDrive(busNumber, deviceNumber)), DispDVDDrive)
+
+    def RemoveDVDROMDrive(self, dvdDrive: DispDVDDrive) -> None:  # noqa: N802, N803
+        inner = dvdDrive.vtable if isinstance(dvdDrive, DispDVDDrive) else dvdDrive
+        _raise_for(self.vtable.RemoveDVDROMDrive(inner))
+
+    def __repr__(self) -> str:
+        return f"<VirtualMachine {self.vtable.vm!r}>"
+
+
+class DispVirtualPC:
+    """IVMVirtualPC (create, find, list, delete machines) through IDispatch."""
+
+    def __init__(self, vtable: VMVirtualPC) -> None:
+        self.vtable = vtable
+
+    def CreateVirtualMachine(  # noqa: N802
+        self, configurationName: str, configurationPath: str = ""  # noqa: N803
+    ) -> DispVirtualMachine:
+        vm = _checked(self.vtable.CreateVirtualMachine(configurationName, configurationPath))
+        return _view(vm, DispVirtualMachine)
+
+    def FindVirtualMachine(self, configurationName: str) -> DispVirtualMachine | None:  # noqa: N802, N803
+        vm = _checked(self.vtable.FindVirtualMachine(configurationName))
+        return _view(vm, DispVirtualMachine) if vm is not None else None
+
+    def DeleteVirtualMachine(self, vm: DispVirtualMachine) -> None:  # noqa: N802
+        inner = vm.vtable if isinstance(vm, DispVirtualMachine) else vm
+        _raise_for(self.vtable.DeleteVirtualMachine(inner))
+
+    @property
+    def VirtualMachines(self) -> list[DispVirtualMachine]:  # noqa: N802
+        return [_view(vm, DispVirtualMachine) for vm in
+                _checked(self.vtable.get_VirtualMachines())]
+
+    def close(self) -> None:
+        """Release every medium (not a COM member: Python has no final Release)."""
+        self.vtable.vpc.close()
+
+
+def Dispatch(progid: str = "VirtualPC.Application",  # noqa: N802
+             vpc: VirtualPC | None = None) -> DispVirtualPC:
+    """The Virtual PC application object, as ``win32com.client.Dispatch`` returns it.
+
+    ``vpc`` wraps an existing :class:`~emu.api.vpc.VirtualPC` (by default a new
+    one).  An unknown ProgID raises :class:`com_error` CO_E_CLASSSTRING.
+    """
+    if progid.lower() not in {p.lower() for p in PROG_IDS}:
+        raise com_error(CO_E_CLASSSTRING, f"no class registered as {progid!r} "
+                                          f"(known: {', '.join(PROG_IDS)})")
+    return DispVirtualPC(VMVirtualPC(vpc))
+
+
+CreateObject = Dispatch
+"""VBScript's spelling: ``Set vpc = CreateObject("VirtualPC.Application")``."""
+
+
 __all__ = [
     "RETVAL",
+    "CreateObject",
+    "DispDVDDrive",
+    "DispDVDDriveCollection",
+    "DispVirtualMachine",
+    "DispVirtualPC",
+    "Dispatch",
     "VMDVDDrive",
     "VMDVDDriveCollection",
     "VMVirtualMachine",
     "VMVirtualPC",
+    "com_error",
     "wrap",
 ]

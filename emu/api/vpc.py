@@ -12,7 +12,9 @@ Every member of IVMDVDDrive is here (vpc-api.md §2): ``set_bus_location``,
 ``bus_number``, ``device_number``, ``attach_image``, ``release_image``,
 ``image_file``, ``attach_host_drive``, ``release_host_drive``,
 ``host_drive_letter``, ``attachment``, and the IVMDVDDriveEvents
-``on_media_insert`` / ``on_media_eject`` (§4.5).  Failures raise a
+``on_media_insert`` / ``on_media_eject`` (§4.5).  Beyond Virtual PC,
+``DVDDrive.guest`` is a small guest driver at the drive's ports
+(:class:`emu.api.guest.AtapiHost`), to see what a guest sees after a change.  Failures raise a
 :class:`~emu.api.hresult.VMError` subclass carrying the documented HRESULT; the
 decisions where the Virtual PC docs are silent are in docs/management-api.md.
 
@@ -43,7 +45,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum, IntEnum
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 from devices.atapi.drive import AtapiDrive
 from devices.media.base import ImageIsDirectory, ImageNotFound, Medium, MediumError
@@ -74,6 +76,9 @@ from emu.api.hresult import (
 from emu.firmware import firmware_named
 from emu.pc.board import DEFAULT_MEMORY, PcBoard
 from emu.pc.session import BootOptions, Session
+
+if TYPE_CHECKING:
+    from emu.api.guest import AtapiHost
 
 log = logging.getLogger(__name__)
 
@@ -670,6 +675,20 @@ class DVDDrive:
     @property
     def virtual_machine(self) -> VirtualMachine:
         return self._vm
+
+    @property
+    @api()
+    def guest(self) -> AtapiHost:
+        """The guest's view of this drive: an :class:`~emu.api.guest.AtapiHost` at its ports.
+
+        Send packet commands as a guest driver would and see what the guest
+        sees after a media change (``dvd.guest.test_unit_ready().outcome``).
+        A new helper each time, bound to the drive's current bus location.
+        """
+        self._check()
+        from emu.api.guest import AtapiHost
+
+        return AtapiHost(self._vm.machine, self._bus, self._device)
 
     def _check(self, vm_unknown: bool = True) -> None:
         """The bus-location validation every member runs first."""

@@ -7,6 +7,14 @@ nIEN set: byte-count limit = block size (0 for TEST UNIT READY), PACKET,
 wait for DRQ, the 12-byte CDB, then ``count`` DRQ blocks of ``blocksize``
 bytes moved with one string read each straight into guest memory.
 
+For teaching (``emu trace --interrupts --bcl N``) the driver can instead run
+packet commands with nIEN clear (:attr:`AtaHostDriver.interrupts`) and a
+byte-count limit of its choosing (:attr:`AtaHostDriver.byte_count_limit`):
+then, as an interrupt handler does, it reads Status after each wait (the read
+that acknowledges INTRQ) and Byte Count before each DRQ block, so the whole
+protocol appears in the trace.  Sector ranges outside READ(10)'s 32-bit LBA
+are refused with :class:`FirmwareError` before any port is touched.
+
 With ``use_dma`` the driver reads sectors by bus-master DMA instead
 (SFF-8038i §3, the standard programming sequence; ATA/ATAPI-7 vol 2 §11.9,
 PACKET DMA): it builds a Physical Region Descriptor table at
@@ -40,6 +48,8 @@ CMD_PACKET, CMD_IDENTIFY_PACKET, CMD_IDENTIFY = 0xA0, 0xA1, 0xEC
 SCRATCH = 0x1000
 """Guest address of the firmware's 2 KiB sector bounce buffer."""
 SECTOR = 2048
+MAX_LBA = 0xFFFF_FFFF
+"""The largest LBA a READ(10) can carry (a 32-bit field, MMC-5 §6.19)."""
 MAX_SECTORS_PER_READ = 32
 """Sectors per READ(10), as SeaBIOS (64 KiB per command)."""
 BM_BASE = 0xC000
@@ -65,6 +75,14 @@ class CommandFailed(FirmwareError):
     def __init__(self, message: str, error: int) -> None:
         super().__init__(message)
         self.error = error
+
+
+def location_name(bus: int, device: int) -> str:
+    """A drive location as every tool prints it: ``ide1-0`` (bus 1, device 0).
+
+    The IDE controller names its units the same way in trace events.
+    """
+    return f"ide{bus}-{device}"
 
 
 @dataclass(frozen=True)
@@ -93,8 +111,12 @@ class AtapiDevice:
     def kind(self) -> str:
         return "DVD/CD" if self.device_type == 5 else f"ATAPI type {self.device_type:#x}"
 
+    @property
+    def location(self) -> str:
+        return location_name(self.bus, self.device)
+
     def describe(self) -> str:
-        return f"ata{self.bus}-{self.device}: {self.model} ATAPI {self.kind}"
+        return f"{self.location}: {self.model} ATAPI {self.kind}"
 
 
 def ata_string(identify: bytes, first_word: int, words: int) -> str:
@@ -122,6 +144,10 @@ class AtaHostDriver:
         self.use_dma = use_dma
         """Read sectors by bus-master DMA where the unit supports it."""
         self.bm_base = bm_base
+        self.interrupts = False
+        """Run packet commands with nIEN clear, so INTRQ reaches the line (see :meth:`packet`)."""
+        self.byte_count_limit: int | None = None
+        """The byte-count limit for PIO data (None: one block, SeaBIOS style)."""
         self.log: list[str] = []
 
     # -- low level ------------------------------------------------------------------
@@ -149,7 +175,7 @@ class AtaHostDriver:
         found: list[AtapiDevice] = []
         for bus, (base, ctrl) in enumerate(CHANNELS):
             if self.ports.inb(base + 7) == 0xFF:
-                self.log.append(f"ata{bus}: floating bus, no devices")
+                self.log.append(f"ide{bus}: floating bus, no devices")
                 continue
             reset_done = False
             for device in (0, 1):
@@ -159,7 +185,7 @@ class AtaHostDriver:
                 sc, sn = self.ports.inb(base + 2), self.ports.inb(base + 3)
                 dh = self.ports.inb(base + 6)
                 if sc != 0x55 or sn != 0xAA or (dh & 0x10) != (device << 4):
-                    self.log.append(f"ata{bus}-{device}: no register echo")
+                    self.log.append(f"{location_name(bus, device)}: no register echo")
                     continue
                 if not reset_done:
                     self.soft_reset(base, ctrl)
@@ -167,7 +193,7 @@ class AtaHostDriver:
                     self.select(base, ctrl, device)
                 dev = self.identify_packet(bus, device)
                 if dev is None:
-                    self.log.append(f"ata{bus}-{device}: not a packet device")
+                    self.log.append(f"{location_name(bus, device)}: not a packet device")
                     continue
                 self.log.append(dev.describe())
                 found.append(dev)
@@ -216,7 +242,7 @@ class AtaHostDriver:
         """PACKET with nIEN set, then the 12-byte CDB once the drive asks for it (HP1)."""
         base, ctrl = dev.base, dev.ctrl
         ports = self.ports
-        ports.outb(ctrl, CTL_NIEN)
+        ports.outb(ctrl, 0 if self.interrupts else CTL_NIEN)
         self.wait_not_busy(base, ctrl)
         self.select(base, ctrl, dev.device)
         ports.outb(base + 1, 0x01 if dma else 0x00)  # Features bit 0: DMA
@@ -244,6 +270,9 @@ class AtaHostDriver:
 
         Raises :class:`CommandFailed` on CHECK CONDITION or a protocol error.
         """
+        if self.interrupts or self.byte_count_limit is not None:
+            self._packet_by_interrupt(dev, cdb, blocksize * count, dest)
+            return
         base, ctrl = dev.base, dev.ctrl
         ports = self.ports
         self._send_packet(dev, cdb, dma=False, limit=blocksize)
@@ -262,6 +291,45 @@ class AtaHostDriver:
         status = ports.inb(base + 7)  # acknowledge the completion interrupt
         if status & (ST_BSY | ST_DRQ | ST_ERR):
             raise FirmwareError(f"command {cdb[0]:#04x} did not complete (status {status:#04x})")
+
+    def _packet_by_interrupt(self, dev: AtapiDevice, cdb: bytes, length: int,
+                             dest: int | None) -> None:
+        """The PACKET PIO data-in protocol as an interrupt handler runs it (vol 2 §11.8).
+
+        With :attr:`interrupts` the drive raises INTRQ for each DRQ block and
+        for completion; the driver still waits by polling Alternate Status
+        (there is no CPU here to take the interrupt), then reads Status, which
+        acknowledges INTRQ as a handler's first read does.  Each DRQ block is
+        as long as the drive says in Byte Count (at most the limit set with
+        :attr:`byte_count_limit`), so the host reads those two registers
+        before moving the block.
+        """
+        base, ctrl = dev.base, dev.ctrl
+        ports = self.ports
+        limit = self.byte_count_limit
+        if limit is None:
+            limit = min(length, 0xFFFE) if length else 0
+        self._send_packet(dev, cdb, dma=False, limit=limit)
+        addr = dest if dest is not None else SCRATCH
+        moved = 0
+        while True:
+            self.wait_not_busy(base, ctrl)
+            status = ports.inb(base + 7)  # the handler's Status read acknowledges INTRQ
+            if status & ST_ERR:
+                raise CommandFailed(f"command {cdb[0]:#04x} failed", ports.inb(base + 1))
+            if not status & ST_DRQ:
+                break
+            n = ports.inb(base + 4) | (ports.inb(base + 5) << 8)
+            if n == 0 or n & 1 or moved + n > length:
+                raise FirmwareError(f"command {cdb[0]:#04x}: unexpected DRQ block of {n} bytes "
+                                    f"({moved} of {length} moved)")
+            ports.insw_into(base, self.memory.view(addr + moved, n))
+            moved += n
+        if moved:
+            self.memory.notify_written(addr, moved)
+        if moved != length or status & ST_BSY:
+            raise FirmwareError(f"command {cdb[0]:#04x} moved {moved} of {length} bytes "
+                                f"(status {status:#04x})")
 
     def request_sense(self, dev: AtapiDevice) -> tuple[int, int, int]:
         """REQUEST SENSE (18 bytes); returns (key, ASC, ASCQ)."""
@@ -292,7 +360,12 @@ class AtaHostDriver:
         """READ(10) ``count`` 2048-byte sectors from ``lba`` into guest memory at ``dest``.
 
         By bus-master DMA when ``use_dma`` is set and the unit supports it.
+        Raises :class:`FirmwareError` when the range does not fit READ(10)'s
+        32-bit LBA (MMC-5 §6.19) or ``count`` is not positive.
         """
+        if count < 1 or not 0 <= lba <= MAX_LBA or lba + count - 1 > MAX_LBA:
+            raise FirmwareError(f"sectors {lba}+{count} cannot be read: the LBA must be "
+                                f"0-{MAX_LBA} and the count at least 1")
         dma = self.use_dma and supports_dma(dev)
         done = 0
         while done < count:

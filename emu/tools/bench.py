@@ -14,8 +14,10 @@ i.e. emulated throughput as a fraction of raw) is meaningful on any machine:
   and an 8 GiB sparse image, against a small image (time and resident memory);
 * a 64 KiB PIO read with tracing on, against tracing off.
 
-Targets (issue 6): DMA 64 KiB ≥ 0.8× raw, PIO string ≥ 0.6× raw, TUR and
-GESN ≤ 8 µs, attach constant in file count and image size.
+Targets: a 64 KiB DMA read at least 0.8× as fast as the raw copy, a PIO
+string read at least 0.6×, a TEST UNIT READY or GESN round trip within 8 µs,
+and an attach that takes as long for a 10,000-file or 8 GiB image as for a
+small one (see docs/benchmarks.md, where each target is explained).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +37,7 @@ import numpy as np
 from devices.media.iso import IsoImage
 from devices.trace import Tracer
 from emu.pc.machine import Machine
+from emu.tools.args import positive_float
 from images.builders import build_patterned_iso, pattern_extent
 
 SECTOR = 2048
@@ -244,8 +248,27 @@ def attacher() -> tuple[Callable[[Path], None], Callable[[], None], Callable[[],
 # -- the quick run (``emu bench``) ------------------------------------------------------
 
 
-def best_time(fn: Callable[[], object], min_time: float = 0.2, repeat: int = 5) -> float:
-    """Seconds per call: the best of ``repeat`` batches, each about ``min_time`` long."""
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over several batches: the spread shows how steady the machine was."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def worst(self) -> float:
+        return max(self.samples)
+
+
+def measure(fn: Callable[[], object], min_time: float = 0.2, repeat: int = 5) -> Timing:
+    """Seconds per call in ``repeat`` batches, each about ``min_time / repeat`` long."""
     fn()
     n = 1
     while True:
@@ -256,57 +279,76 @@ def best_time(fn: Callable[[], object], min_time: float = 0.2, repeat: int = 5) 
         if dt >= min_time / repeat or n >= 1 << 20:
             break
         n *= 2
-    best = dt / n
+    samples = [dt / n]
     for _ in range(repeat - 1):
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
+        samples.append((time.perf_counter() - t0) / n)
+    return Timing(tuple(samples))
+
+
+def best_time(fn: Callable[[], object], min_time: float = 0.2, repeat: int = 5) -> float:
+    """Seconds per call: the best of ``repeat`` batches."""
+    return measure(fn, min_time, repeat).best
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration in the unit that keeps 1-3 digits before the point: ``216.7 ms``, ``8.5 µs``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.1f} {unit}"
+    return f"{seconds / 1e-9:.0f} ns"
 
 
 @dataclass
 class Row:
     name: str
-    emulated: float
-    baseline: float | None
+    emulated: Timing
+    baseline: Timing | None
     target: str
+    """The goal in words, or "" when the row is only reported."""
     met: bool | None
 
     @property
     def ratio(self) -> float | None:
-        return self.baseline / self.emulated if self.baseline else None
+        """Baseline time / emulated time, medians."""
+        return self.baseline.median / self.emulated.median if self.baseline else None
+
+
+def _ratio_row(name: str, emulated: Timing, baseline: Timing, floor: float | None) -> Row:
+    row = Row(name, emulated, baseline, "", None)
+    if floor is not None:
+        row.target = f"at least {floor:g}× the raw copy's speed"
+        row.met = row.ratio is not None and row.ratio >= floor
+    return row
 
 
 def quick_rows(min_time: float = 0.2) -> list[Row]:
-    """Measure every pair once (``emu bench``)."""
+    """Measure every pair once (``emu bench``); each baseline is measured once and shared."""
     rows: list[Row] = []
     rig = Rig.make()
     try:
+        raw = {label: measure(lambda s=size: rig.raw_copy(s), min_time)
+               for label, size in SIZES.items()}
         for label, size in SIZES.items():
-            raw = best_time(lambda s=size: rig.raw_copy(s), min_time)
-            pio = best_time(lambda s=size: rig.pio_read(s), min_time)
-            row = Row(f"READ(10) PIO {label}", pio, raw, "≥ 0.6× raw", None)
-            row.met = row.ratio is not None and row.ratio >= 0.6
-            rows.append(row)
+            pio = measure(lambda s=size: rig.pio_read(s), min_time)
+            rows.append(_ratio_row(f"READ(10) PIO {label}", pio, raw[label], 0.6))
         if rig.dma_available:
             rig.setup_prd(1 << 20)
             for label, size in SIZES.items():
-                raw = best_time(lambda s=size: rig.raw_copy(s), min_time)
-                dma = best_time(lambda s=size: rig.dma_read(s), min_time)
-                target = "≥ 0.8× raw" if label == "64k" else "(report)"
-                row = Row(f"READ(10) DMA {label}", dma, raw, target, None)
-                row.met = row.ratio >= 0.8 if label == "64k" and row.ratio else None
-                rows.append(row)
-        tur = best_time(rig.tur, min_time)
-        rows.append(Row("TEST UNIT READY round trip", tur, None, "≤ 8 µs", tur <= 8e-6))
-        gesn = best_time(rig.gesn, min_time)
-        rows.append(Row("GESN poll round trip", gesn, None, "≤ 8 µs", gesn <= 8e-6))
-        off = best_time(lambda: rig.pio_read(65536), min_time)
+                dma = measure(lambda s=size: rig.dma_read(s), min_time)
+                rows.append(_ratio_row(f"READ(10) DMA {label}", dma, raw[label],
+                                       0.8 if label == "64k" else None))
+        for name, fn in (("TEST UNIT READY round trip", rig.tur),
+                         ("GESN poll round trip", rig.gesn)):
+            t = measure(fn, min_time)
+            rows.append(Row(name, t, None, "within 8 µs (median)", t.median <= 8e-6))
+        off = measure(lambda: rig.pio_read(65536), min_time)
         rig.machine.set_trace(Tracer(keep=False))
-        on = best_time(lambda: rig.pio_read(65536), min_time)
+        on = measure(lambda: rig.pio_read(65536), min_time)
         rig.machine.set_trace(None)
-        rows.append(Row("PIO 64k, trace on (vs off)", on, off, "(report)", None))
+        rows.append(Row("PIO 64k, trace on (vs off)", on, off, "", None))
     finally:
         rig.close()
     attach, release, close, _ = attacher()
@@ -318,39 +360,57 @@ def quick_rows(min_time: float = 0.2) -> list[Row]:
             release()
             return dt
 
-        small = min(once(small_image()) for _ in range(5))
+        small = Timing(tuple(once(small_image()) for _ in range(5)))
         for name, path in (("10,000 files", many_files_image()), ("8 GiB sparse", sparse_image())):
-            t = min(once(path) for _ in range(5))
-            rows.append(Row(f"AttachImage {name} (vs small)", t, small, "≈ 1× (constant)",
-                            small / t >= 0.5))
+            t = Timing(tuple(once(path) for _ in range(5)))
+            rows.append(Row(f"attach {name} (vs small)", t, small,
+                            "as fast as a small image (at least 0.5×)",
+                            small.median / t.median >= 0.5))
     finally:
         close()
     return rows
 
 
 def format_table(rows: list[Row]) -> list[str]:
-    head = f"{'measurement':<34} {'emulated':>11} {'baseline':>11} {'ratio':>7}  target"
+    """One line per row: median time, spread (min-max), baseline, ratio, target and verdict."""
+    head = (f"{'measurement':<30} {'median':>9} {'min-max':>19} {'baseline':>9} "
+            f"{'ratio':>7}  target")
     lines = [head, "-" * len(head)]
     for r in rows:
-        base = f"{r.baseline * 1e6:9.1f}µs" if r.baseline else f"{'':>11}"
-        ratio = f"{r.ratio:6.2f}×" if r.ratio is not None else f"{'':>7}"
-        verdict = {True: "met", False: "MISSED", None: ""}[r.met]
-        lines.append(f"{r.name:<34} {r.emulated * 1e6:9.1f}µs {base} {ratio}  {r.target} "
-                     f"{verdict}".rstrip())
+        spread = f"{format_seconds(r.emulated.best)}-{format_seconds(r.emulated.worst)}"
+        base = format_seconds(r.baseline.median) if r.baseline else ""
+        ratio = f"{r.ratio:.2f}×" if r.ratio is not None else ""
+        verdict = {True: "(met)", False: "(MISSED)", None: ""}[r.met]
+        target = f"{r.target} {verdict}".strip() if r.target else "(reported only)"
+        lines.append(f"{r.name:<30} {format_seconds(r.emulated.median):>9} {spread:>19} "
+                     f"{base:>9} {ratio:>7}  {target}")
     return lines
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """``emu bench``: the quick table of ratios."""
-    for line in format_table(quick_rows(args.min_time)):
+    """``emu bench``: the quick table of ratios; with ``--check``, exit 1 if a target is missed."""
+    print(f"Test images are built once and kept in {CACHE} (set EMU_BENCH_CACHE to move them); "
+          "one is an 8 GiB sparse file that takes almost no disk space.", flush=True)
+    rows = quick_rows(args.min_time)
+    for line in format_table(rows):
         print(line)
-    print("ratio = baseline time / emulated time (emulated throughput as a fraction of raw)")
-    return 0
+    print("ratio = baseline median / emulated median: the emulated path's speed as a "
+          "fraction of the same work done with nothing emulated (1.00× = as fast).")
+    missed = [r.name for r in rows if r.met is False]
+    print(f"{len(missed)} of {sum(r.met is not None for r in rows)} targets missed"
+          + (f": {', '.join(missed)}" if missed else ""))
+    return 1 if missed and args.check else 0
 
 
 def add_arguments(p: argparse.ArgumentParser,
                   drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """The arguments of ``emu bench`` (the CLI lists the command and its help)."""
-    p.add_argument("--min-time", type=float, default=0.2,
+    p.description = ("Time the drive's hot paths (PIO and DMA reads, TEST UNIT READY, GESN, "
+                     "attaching large images) against the same work done with nothing "
+                     "emulated, measured in the same run; print median, spread and ratio. "
+                     "Exit status: 0, or with --check 1 when a target is missed.")
+    p.add_argument("--min-time", type=positive_float, default=0.2, metavar="S",
                    help="seconds spent per measurement (default 0.2)")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 when any target is missed")
     p.set_defaults(func=cmd_bench)

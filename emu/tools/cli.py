@@ -2,10 +2,15 @@
 
 * ``emu boot [ISO]``: power on, probe, El Torito, load, then run the boot image
   on the CPU with BIOS services; guest text streams to the terminal.
-* ``emu info ISO``: what pycdlib sees in an image.
-* ``emu read ISO LBA [COUNT]``: a hexdump of sectors read through the whole
+* ``emu info [ISO]``: what pycdlib sees in an image.
+* ``emu read [ISO] LBA [COUNT]``: a hexdump of sectors read through the whole
   path (firmware driver → ports → controller → drive → medium).
 * ``emu matrix SUITE.toml``: a suite of boots, one process a case (emu.tools.matrix).
+
+Every subcommand that takes an ISO defaults to the built-in sample
+(``images.SAMPLE_ISO``).  Exit statuses shared by all subcommands: 0 done,
+1 the emulated operation failed, 2 bad input (a one-line message, never a
+traceback), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import argparse  # noqa: E402 - after the BLAS settings on purpose
 import importlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
+from emu.tools.args import MAX_LBA, location, parse_int  # noqa: E402 - no numpy in it
 from images import SAMPLE_ISO  # noqa: E402
 
 if TYPE_CHECKING:
@@ -37,6 +44,15 @@ if TYPE_CHECKING:
 # stays quick (the emu-help figure in docs/benchmarks.md).
 
 EXIT_OK, EXIT_BOOT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a program stopped by Ctrl-C."""
+READ_DEST = 0x100000
+"""Guest address ``emu read`` reads to (1 MiB, above the real-mode area)."""
+MAX_READ_SECTORS = ((16 << 20) - READ_DEST) // 2048
+"""Sectors ``emu read`` can hold in the 16 MiB machine's memory above :data:`READ_DEST`."""
+DESCRIPTION = ("emu: boot, inspect and read discs through an emulated IDE/ATAPI DVD drive. "
+               "Every ISO argument defaults to the built-in sample. Exit status: 0 done, "
+               "1 failed, 2 bad input, 130 stopped by Ctrl-C.")
 TOOLS = {
     "trace": ("emu.tools.trace", "show the host-drive conversation in words"),
     "console": ("emu.tools.console", "an interactive teaching shell (ports, packets, sense)"),
@@ -90,7 +106,7 @@ def print_boot_summary(medium_path: str, loaded: LoadedImage) -> None:
     """What the firmware found, before the CPU starts."""
     dev, entry = loaded.device, loaded.entry
     print(f"Disc:        {medium_path}")
-    print(f"Drive:       bus {dev.bus}, device {dev.device}: {dev.model} "
+    print(f"Drive:       {dev.location}: {dev.model} "
           f"(serial {dev.serial}, firmware {dev.firmware}, {dev.kind})")
     print(f"Catalog:     LBA {loaded.catalog_lba}")
     print(f"Boot entry:  platform {entry.platform_name}, {entry.media_name}, "
@@ -104,6 +120,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     """Boot a disc on the CPU; guest text streams to stdout (see emu.boot for statuses)."""
     from devices.trace import Tracer
     from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
+    from emu.firmware.ata import location_name
     from emu.firmware.seabios import SEABIOS_BIN
     from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
     from emu.tools.matrix import DriveTraffic, write_boot_json
@@ -112,6 +129,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    if args.firmware_log and args.firmware != "seabios":
+        print("emu boot: error: --firmware-log needs --firmware seabios (the built-in BIOS "
+              "writes no debug log)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     iso = args.iso or str(SAMPLE_ISO)
     if args.firmware == "seabios" and args.transfer not in (None, *SEABIOS_TRANSFERS):
         print(f"emu: SeaBIOS reads the disc by {'/'.join(SEABIOS_TRANSFERS).upper()} only; "
@@ -119,20 +140,23 @@ def cmd_boot(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     traffic = DriveTraffic() if args.json_result else None
     live = TerminalKeys() if args.interactive and sys.stdin.isatty() else None
+    if live is not None:
+        print("[emu] keys go to the guest; Ctrl-C stops the emulator", file=sys.stderr)
     timeout = args.timeout if args.timeout is not None else (None if live else DEFAULT_TIMEOUT)
     options = BootOptions(
         iso=iso, bus=args.bus, device=args.device, keys=args.keys or "", until=args.until,
         timeout=timeout, guest_timeout=args.guest_timeout,
         max_instructions=args.max_instructions, memory_size=args.memory, live_keys=live,
-        on_console=None if args.serial else echo,
-        on_serial=echo if args.serial else None,
+        on_console=None if args.serial_only else echo,
+        on_serial=echo if args.serial or args.serial_only else None,
         on_loaded=lambda loaded: print_boot_summary(iso, loaded),
         firmware=args.firmware, transfer=args.transfer,
         trace=None if traffic is None else Tracer(keep=False, sinks=[traffic]),
     )
     if args.firmware == "seabios":
-        print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at bus "
-              f"{args.bus}, device {args.device}, {args.memory >> 20} MiB RAM\n", flush=True)
+        print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at "
+              f"{location_name(args.bus, args.device)}, {args.memory >> 20} MiB RAM\n",
+              flush=True)
     try:
         result = run_boot(options)
     finally:
@@ -147,7 +171,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         # SeaBIOS shows its boot list on screen only in its ESC menu; the drives it
         # registered for booting are in its debug log, so say which ones it found.
         found = [line for line in result.firmware_log if line.startswith("DVD/CD [")]
-        listing = "; ".join(f"{i}. {line}" for i, line in enumerate(found, 1)) or "none"
+        listing = "; ".join(f"{i}. {_seabios_location(line)}"
+                            for i, line in enumerate(found, 1)) or "none"
         print(f"\n[emu] SeaBIOS boot list: {listing}", file=sys.stderr)
     elif result.loaded is None:
         for line in result.firmware_log:
@@ -167,10 +192,20 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return int(result.status)
 
 
+def _seabios_location(line: str) -> str:
+    """SeaBIOS's ``DVD/CD [ata1-0: model]`` with the location spelled as every tool does."""
+    from emu.firmware.ata import location_name
+
+    match = re.match(r"DVD/CD \[ata([01])-([01]): (.*)\]$", line)
+    if match is None:
+        return line
+    return f"DVD/CD {location_name(int(match[1]), int(match[2]))}: {match[3]}"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from devices.media.iso import IsoImage
 
-    with IsoImage(args.iso) as image:
+    with IsoImage(args.iso or SAMPLE_ISO) as image:
         info = image.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -195,37 +230,52 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def hexdump(data: bytes, base: int = 0) -> str:
-    lines = []
-    for off in range(0, len(data), 16):
-        chunk = data[off : off + 16]
-        hexpart = " ".join(f"{b:02x}" for b in chunk)
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{base + off:08x}  {hexpart:<47}  |{text}|")
-    return "\n".join(lines)
+def read_positionals(words: Sequence[str]) -> tuple[str | None, int, int]:
+    """``[ISO] LBA [COUNT]`` → (ISO or None, LBA, COUNT).
+
+    One word is the LBA; three are ISO, LBA and COUNT; of two, the first is
+    the ISO unless it is a number (write ``./16`` for a file named 16).
+    """
+    words = list(words)
+    if not 1 <= len(words) <= 3:
+        raise ValueError("expected [ISO] LBA [COUNT]")
+    iso: str | None = None
+    if len(words) == 3 or (len(words) == 2 and not _is_number(words[0])):
+        iso = words.pop(0)
+    lba = parse_int(words[0], "LBA", 0, MAX_LBA)
+    count = parse_int(words[1], "COUNT", 1, MAX_READ_SECTORS) if len(words) > 1 else 1
+    return iso, lba, count
+
+
+def _is_number(word: str) -> bool:
+    try:
+        int(word, 0)
+    except ValueError:
+        return False
+    return True
 
 
 def cmd_read(args: argparse.Namespace) -> int:
     from emu.firmware.ata import AtaHostDriver, FirmwareError
+    from emu.tools.hexdump import hexdump
 
-    machine, medium = open_machine(args.iso, args.bus, args.device)
+    try:
+        iso, args.lba, args.count = read_positionals(args.words)
+    except ValueError as exc:
+        print(f"emu read: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    machine, medium = open_machine(iso, args.bus, args.device)
     driver = AtaHostDriver(machine.ports, machine.memory)
-    dest = 0x100000
+    dest = READ_DEST
     try:
         devices = [d for d in driver.probe() if d.device_type == 5]
         if not devices:
             raise FirmwareError("no DVD/CD drive found")
         dev = devices[0]
         driver.wait_ready(dev)
-        if args.count < 1:
-            print("COUNT must be at least 1", file=sys.stderr)
-            return EXIT_BAD_INPUT
         if args.lba + args.count > medium.sector_count:
-            print(f"Sectors {args.lba}+{args.count} are outside the disc "
+            print(f"emu read: error: sectors {args.lba}+{args.count} are outside the disc "
                   f"({medium.sector_count} sectors)", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if dest + args.count * 2048 > machine.memory.size:
-            print("COUNT too large for guest memory", file=sys.stderr)
             return EXIT_BAD_INPUT
         driver.read_sectors(dev, args.lba, args.count, dest)
     except FirmwareError as exc:
@@ -234,7 +284,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     finally:
         medium.close()
     data = machine.memory.read(dest, args.count * 2048)
-    print(hexdump(data, args.lba * 2048))
+    print("\n".join(hexdump(data, args.lba * 2048)))
     return EXIT_OK
 
 
@@ -277,18 +327,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _sector_number(text: str) -> int:
-    """A non-negative sector number or count for argparse (decimal or 0x hex)."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
-
-
 def drive_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--drive", type=location, metavar="LOC",
+                   help="where the DVD drive sits: ide1-0 (default), ide1-1, ide0-0 or "
+                        "ide0-1 (ata1-0 and 1-0 are accepted too); or --bus/--device")
     p.add_argument("--bus", type=int, choices=(0, 1), default=1,
                    help="IDE bus of the DVD drive (default 1)")
     p.add_argument("--device", type=int, choices=(0, 1), default=0,
@@ -320,7 +362,9 @@ def boot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen", action="store_true",
                    help="print the final 80x25 screen when the run ends")
     p.add_argument("--serial", action="store_true",
-                   help="stream COM1 (and port E9h) output instead of the screen text")
+                   help="also stream COM1 (and port E9h) output beside the screen text")
+    p.add_argument("--serial-only", action="store_true",
+                   help="stream only COM1 (and port E9h) output, not the screen text")
     p.add_argument("--no-interactive", dest="interactive", action="store_false",
                    help="do not read keys from the terminal after --keys runs out")
     p.add_argument("--firmware", choices=("builtin", "seabios"), default="builtin",
@@ -339,31 +383,44 @@ def boot_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``emu`` parser.  With ``command``, only that subcommand gets its arguments
     (and imports what they need); the others are listed by name and help."""
-    parser = argparse.ArgumentParser(prog="emu", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(prog="emu", description=DESCRIPTION)
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def wanted(name: str) -> bool:
         return command is None or command == name
 
     p = sub.add_parser(
         "boot", help="boot a disc (the built-in sample if none is given)",
-        description="Boot a disc on the emulated PC. Exit status: 0 done (halted, --until "
-                    "seen, or waiting for input), 1 boot failed, 2 bad input, 3 limit reached, "
-                    "4 --until text not seen, 5 the guest triple-faulted.")
+        description="Boot a disc on the emulated PC. On a terminal, keys go to the guest "
+                    "once --keys runs out; Ctrl-C stops the emulator. Exit status: 0 done "
+                    "(halted, --until seen, or waiting for input), 1 boot failed, 2 bad input, "
+                    "3 limit reached, 4 --until text not seen, 5 the guest triple-faulted, "
+                    "130 stopped by Ctrl-C.")
     if wanted("boot"):
         boot_arguments(p)
     p.set_defaults(func=cmd_boot)
 
-    p = sub.add_parser("info", help="what pycdlib sees in an image")
-    p.add_argument("iso")
+    p = sub.add_parser(
+        "info", help="what pycdlib sees in an image",
+        description="Describe an ISO image as pycdlib reads it: volume id, ISO 9660 size, "
+                    "capacity from the file size, Joliet / Rock Ridge / UDF, El Torito boot "
+                    "entries. Nothing is emulated. Exit status: 0 done, 2 bad input.")
+    p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("read", help="hexdump sectors read through the emulated drive")
-    p.add_argument("iso")
-    p.add_argument("lba", type=_sector_number, help="first sector (2048-byte LBA)")
-    p.add_argument("count", type=_sector_number, nargs="?", default=1,
-                   help="number of sectors (default 1)")
+    p = sub.add_parser(
+        "read", help="hexdump sectors read through the emulated drive",
+        usage="emu read [-h] [--drive LOC | --bus {0,1} --device {0,1}] [ISO] LBA [COUNT]",
+        description="Read sectors through the whole path (firmware driver, ports, IDE "
+                    "controller, ATAPI drive, medium) and print them as hexdump -C does "
+                    "(repeated lines as *). Exit status: 0 done, 1 the read failed, "
+                    "2 bad input.")
+    p.add_argument("words", nargs="+", metavar="[ISO] LBA [COUNT]",
+                   help=f"ISO image (default: the built-in sample), first sector (2048-byte "
+                        f"LBA, 0-{MAX_LBA}) and number of sectors (1-{MAX_READ_SECTORS}, "
+                        "default 1)")
     drive_options(p)
     p.set_defaults(func=cmd_read)
 
@@ -376,14 +433,46 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (importlib.metadata
+    scans the installed distributions, which ``emu --help`` should not pay for)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show the program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"emu {package_version()}")
+        parser.exit()
+
+
+def package_version() -> str:
+    """The installed distribution's version (``emu --version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emu-atapi")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), "")
-    args = build_parser(command).parse_args(argv)
+    try:
+        args = build_parser(command).parse_args(argv)
+    except KeyboardInterrupt:
+        return _stopped()
+    if getattr(args, "drive", None) is not None:
+        args.bus, args.device = args.drive
     from devices.media.base import MediumError  # after parsing: --help loads no numpy
 
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        return _stopped()
     except MediumError as exc:
         print(f"emu: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -395,6 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"emu: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _stopped() -> int:
+    """Ctrl-C: one line, and the status a shell expects (128 + SIGINT)."""
+    print("\nemu: stopped", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

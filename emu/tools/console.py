@@ -4,8 +4,13 @@ Everything goes through the I/O ports, as a guest would: raw register access
 (``outb 0x177 0xa0``, ``inb 0x177``), packet commands by name (``packet
 read10 16 1``) run with the PACKET PIO data-in protocol of ATA/ATAPI-7 vol 2
 §11.8 with interrupts enabled, so a student sees INTRQ rise and fall in the
-trace.  Host-side actions (``eject``, ``attach PATH``) are what the
-management API does to the drive.  With a terminal, line editing and history
+trace; the exchange itself is :class:`emu.api.guest.AtapiHost`'s, and ``bcl N``
+sets the byte-count limit it writes.  Host-side actions (``eject``, ``attach
+PATH``) are what the management API does to the drive; ``eject`` presses the
+drive's button, so a guest lock (PREVENT ALLOW MEDIUM REMOVAL) keeps the disc in
+unless ``eject --force``.  Every typed number is range-checked
+(:mod:`emu.tools.args`): a bad one prints one ``error:`` line and the session
+goes on.  With a terminal, line editing and history
 come from :mod:`readline`; without one the shell reads a script from stdin and
 echoes each command, so its output reads as a transcript.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cmd
 import shlex
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +28,21 @@ from typing import TextIO
 
 from devices.media.base import MediumError
 from devices.media.iso import IsoImage
+from devices.scsi.mmc_media import request_eject
 from devices.scsi.sense import Sense
 from devices.trace import TraceEvent, Tracer
+from emu.api.guest import AtapiHost
+from emu.firmware.ata import location_name
 from emu.pc.machine import Machine
+from emu.tools.args import (
+    BYTE_COUNT_LIMITS,
+    MAX_BLOCKS10,
+    MAX_BLOCKS12,
+    MAX_LBA,
+    MAX_PAGE,
+    parse_int,
+)
+from emu.tools.hexdump import hexdump
 from emu.tools.trace import (
     CHANNEL_BASES,
     SAMPLE_ISO,
@@ -37,27 +55,31 @@ from emu.tools.trace import (
 )
 
 CONTROL_PORTS = {0: 0x3F6, 1: 0x376}
-DRQ, ERR, BSY = 0x08, 0x01, 0x80
+DRQ = 0x08
 MAX_PORT = 0xFFFF
 """The x86 I/O space: ports 0x0000-0xFFFF."""
-MAX_BLOCKS = 4096
-"""A packet's DRQ blocks are read until DRQ clears, but never more than this."""
-
-
-def _u32(value: int) -> list[int]:
-    return list(value.to_bytes(4, "big"))
-
-
-def _u16(value: int) -> list[int]:
-    return list(value.to_bytes(2, "big"))
+DEFAULT_BCL = 0xFFFE
+"""The byte-count limit until ``bcl`` changes it: the largest even value."""
 
 
 def _cdb_read10(lba: str = "16", count: str = "1") -> bytes:
-    return bytes([0x28, 0, *_u32(int(lba, 0)), 0, *_u16(int(count, 0)), 0, 0, 0])
+    """READ(10): LBA in bytes 2-5, transfer length in bytes 7-8 (MMC-5 §6.19)."""
+    first = parse_int(lba, "LBA", 0, MAX_LBA)
+    blocks = parse_int(count, "READ(10) block count", 0, MAX_BLOCKS10)
+    return struct.pack(">BBIBHBBB", 0x28, 0, first, 0, blocks, 0, 0, 0)
 
 
 def _cdb_read12(lba: str = "16", count: str = "1") -> bytes:
-    return bytes([0xA8, 0, *_u32(int(lba, 0)), *_u32(int(count, 0)), 0, 0])
+    """READ(12): LBA in bytes 2-5, transfer length in bytes 6-9 (MMC-5 §6.20)."""
+    first = parse_int(lba, "LBA", 0, MAX_LBA)
+    blocks = parse_int(count, "READ(12) block count", 0, MAX_BLOCKS12)
+    return struct.pack(">BBIIBB", 0xA8, 0, first, blocks, 0, 0)
+
+
+def _cdb_mode_sense10(page: str = "0x2a") -> bytes:
+    """MODE SENSE(10) of one page, allocation 256 bytes (SPC-3 §6.10)."""
+    code = parse_int(page, "mode page", 0, MAX_PAGE)
+    return struct.pack(">BBBBBBBHB", 0x5A, 0, code, 0, 0, 0, 0, 0x100, 0)
 
 
 PACKETS: dict[str, Callable[..., bytes]] = {
@@ -74,7 +96,7 @@ PACKETS: dict[str, Callable[..., bytes]] = {
     "load": lambda: bytes([0x1B, 0, 0, 0, 0x03]),
     "lock": lambda: bytes([0x1E, 0, 0, 0, 0x01]),
     "unlock": lambda: bytes([0x1E, 0, 0, 0, 0x00]),
-    "modesense": lambda page="0x2a": bytes([0x5A, 0, int(page, 0) & 0x3F, 0, 0, 0, 0, 0x01, 0]),
+    "modesense": _cdb_mode_sense10,
 }
 """Packet commands by name: ``packet NAME [ARGS]`` builds the CDB with these."""
 
@@ -85,14 +107,15 @@ def _is_hex_byte(word: str) -> bool:
     return 1 <= len(digits) <= 2 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
-def hexdump(data: bytes, limit: int = 256) -> list[str]:
-    lines = []
-    for off in range(0, min(len(data), limit), 16):
-        chunk = data[off : off + 16]
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"  {off:04x}  {chunk.hex(' '):<47}  |{text}|")
-    if len(data) > limit:
-        lines.append(f"  … {len(data) - limit} more bytes ('dump' shows all)")
+SHOWN_BYTES = 256
+"""How much of a reply is dumped after a command; ``dump`` shows it all."""
+
+
+def reply_dump(data: bytes, limit: int | None = SHOWN_BYTES) -> list[str]:
+    """A reply as ``hexdump -C`` prints it, indented, cut at ``limit`` bytes."""
+    lines = [f"  {line}" for line in hexdump(data, limit=limit)]
+    if limit is not None and len(data) > limit:
+        lines[-1] += " ('dump' shows all)"
     return lines
 
 
@@ -121,15 +144,17 @@ class TeachingConsole(cmd.Cmd):
         self.bus, self.device = bus, device
         self.base, self.ctrl = CHANNEL_BASES[bus], CONTROL_PORTS[bus]
         self.last_data = b""
+        self.last_ejected = str(iso or SAMPLE_ISO)
+        """What ``attach`` without a path puts back in."""
+        self.bcl = DEFAULT_BCL
         self.tracer: Tracer | None = None
         self.renderer = Renderer()
         self.failed = False
-        ports = self.machine.ports
-        ports.outb(self.base + 6, 0xA0 | (device << 4))
-        ports.outb(self.ctrl, 0)  # interrupts on: the trace shows INTRQ
+        # Selects the device and clears nIEN: interrupts on, so the trace shows INTRQ.
+        self.host = AtapiHost(self.machine, bus, device, interrupts=True)
         if self.interactive:
             self.intro = (
-                f"emu console: DVD drive at bus {bus} device {device} (ports "
+                f"emu console: DVD drive at {location_name(bus, device)} (ports "
                 f"0x{self.base:03x}-0x{self.base + 7:03x}, 0x{self.ctrl:03x}). "
                 "Type 'help' or '?'."
             )
@@ -151,7 +176,17 @@ class TeachingConsole(cmd.Cmd):
     def precmd(self, line: str) -> str:
         if not self.interactive and line.strip() and line != "EOF":
             self.say(f"{TeachingConsole.prompt}{line.rstrip()}")  # a script reads as a transcript
-        return line
+        return self._without_comment(line)
+
+    @staticmethod
+    def _without_comment(line: str) -> str:
+        """``packet tur   # why`` → ``packet tur``: a ``#`` outside quotes starts a comment."""
+        if "#" not in line or line.lstrip().startswith("#"):
+            return line
+        try:
+            return shlex.join(shlex.split(line, comments=True))
+        except ValueError:  # unbalanced quotes: leave the line to the command's own check
+            return line
 
     def postcmd(self, stop: bool, line: str) -> bool:
         self._show_trace(self.renderer.flush())  # the end of a command completes its trace
@@ -162,6 +197,10 @@ class TeachingConsole(cmd.Cmd):
             return super().onecmd(line)
         except (ValueError, IndexError, TypeError, MediumError, OSError) as exc:
             self.say(f"error: {exc}")
+            self.failed = True
+            return False
+        except Exception as exc:  # noqa: BLE001 - a typed line never ends the session
+            self.say(f"error: {type(exc).__name__}: {exc}")
             self.failed = True
             return False
 
@@ -178,25 +217,15 @@ class TeachingConsole(cmd.Cmd):
         """A tracer sink: print what the renderer emits, exactly as ``emu trace`` would."""
         self._show_trace(self.renderer.feed(event))
 
-    @staticmethod
-    def _int(text: str) -> int:
-        return int(text, 0)
-
     def _usage(self, text: str) -> None:
         self.say(f"usage: {text}")
         self.failed = True
 
     # -- raw port access -----------------------------------------------------------
-    @classmethod
-    def _number(cls, text: str, what: str, limit: int) -> int:
+    @staticmethod
+    def _number(text: str, what: str, limit: int) -> int:
         """``text`` as an integer in 0..``limit``, or a ValueError that says so."""
-        try:
-            value = cls._int(text)
-        except ValueError:
-            raise ValueError(f"{what} {text!r} is not a number (e.g. 0x177 or 375)") from None
-        if not 0 <= value <= limit:
-            raise ValueError(f"{what} {text} is out of range (0x0-0x{limit:X})")
-        return value
+        return parse_int(text, what, 0, limit)
 
     def _in(self, name: str, arg: str, width: int) -> None:
         words = shlex.split(arg)
@@ -316,37 +345,42 @@ class TeachingConsole(cmd.Cmd):
                              f"{', '.join(PACKETS)} (or the CDB bytes in hex)")
         self.run_packet(cdb)
 
-    def run_packet(self, cdb: bytes, bcl: int = 0xFFFE) -> bool:
+    def do_bcl(self, arg: str) -> None:
+        """bcl [N]: show or set the byte-count limit the packet commands use (even, 2-65534).
+
+        The drive cuts a reply into DRQ blocks of at most N bytes (vol 2 §11.8.3);
+        'bcl 0x800' gives one 2048-byte block per sector, 'bcl 512' four.
+        """
+        words = shlex.split(arg)
+        if not words:
+            self.say(f"byte-count limit {self.bcl} (0x{self.bcl:04X})")
+            return
+        low, high = BYTE_COUNT_LIMITS
+        value = parse_int(words[0], "byte-count limit", low, high)
+        if value & 1:
+            raise ValueError(f"byte-count limit {words[0]} must be even ({low}-{high})")
+        self.bcl = value
+        self.say(f"byte-count limit {value} (0x{value:04X})")
+
+    def run_packet(self, cdb: bytes, bcl: int | None = None) -> bool:
         """The PACKET PIO data-in protocol (vol 2 §11.8); returns True on GOOD status."""
         cdb = bytes(cdb).ljust(12, b"\0")[:12]
-        ports, b = self.machine.ports, self.base
         self.say(f"CDB: {cdb.hex(' ')} = {describe_cdb(cdb)}")
-        ports.outb(b + 1, 0)  # Features: PIO
-        ports.outb(b + 4, bcl & 0xFF)
-        ports.outb(b + 5, bcl >> 8)
-        ports.outb(b + 7, 0xA0)
-        if not ports.inb(self.ctrl) & DRQ:
-            self.say(f"PACKET refused: {status_text(ports.inb(b + 7))}")
+        reply = self.host.packet(cdb, self.bcl if bcl is None else bcl)
+        self._show_trace(self.renderer.flush())  # the exchange is over: its trace comes first
+        if not reply.accepted:
+            self.say(f"PACKET refused: {status_text(reply.status)}")
             return False
-        ports.outsw(b, cdb)
-        data = bytearray()
-        for _ in range(MAX_BLOCKS):
-            status = ports.inb(b + 7)  # acknowledges the block's interrupt
-            if not status & DRQ:
-                break
-            n = ports.inb(b + 4) | (ports.inb(b + 5) << 8)
-            data += ports.insw(b, (n + 1) // 2).tobytes()[:n]
-        self.last_data = bytes(data)
-        if data:
-            self.say(f"data: {len(data)} bytes")
-            for line in hexdump(self.last_data):
+        self.last_data = reply.data
+        if reply.data:
+            self.say(f"data: {len(reply.data)} bytes")
+            for line in reply_dump(reply.data):
                 self.say(line)
-        if status & ERR:
-            error = ports.inb(b + 1)
-            self.say(f"status: {status_text(status)}: CHECK CONDITION, error 0x{error:02X} "
-                     f"({error_text(error)}); 'sense' tells why")
+        if not reply.good:
+            self.say(f"status: {status_text(reply.status)}: CHECK CONDITION, error "
+                     f"0x{reply.error:02X} ({error_text(reply.error)}); 'sense' tells why")
             return False
-        self.say(f"status: {status_text(status)}")
+        self.say(f"status: {status_text(reply.status)}")
         return True
 
     def do_sense(self, arg: str) -> None:
@@ -358,29 +392,49 @@ class TeachingConsole(cmd.Cmd):
 
     def do_dump(self, arg: str) -> None:
         """dump: the whole reply of the last command as a hex dump."""
-        for line in hexdump(self.last_data, limit=len(self.last_data)):
+        for line in reply_dump(self.last_data, limit=None):
             self.say(line)
 
     # -- the host side -------------------------------------------------------------
     def do_eject(self, arg: str) -> None:
-        """eject: the host takes the disc out (a forced eject: the tray opens)."""
+        """eject [--force]: press the drive's eject button (the host takes the disc out).
+
+        If the guest locked the tray (PREVENT ALLOW MEDIUM REMOVAL, 'packet lock'),
+        the tray stays shut and the drive reports an Eject Request to the guest
+        (GESN, MMC-5 §6.6); 'eject --force' takes the disc out anyway, as the
+        management API's release_image does.
+        """
+        words = shlex.split(arg)
+        if words not in ([], ["--force"]):
+            self._usage("eject [--force]")
+            return
         if not self.drive.medium.present:
             self.say("the drive is empty")
             return
+        target = self.drive.target
+        if target.locked and not target.tray_open and not words:
+            request_eject(target)
+            self.say("the guest has locked the tray: the drive reports an Eject Request "
+                     "to the guest ('eject --force' takes the disc anyway)")
+            return
         old = self.drive.remove_medium()
         old.close()
+        self.last_ejected = old.path
         self.say(f"ejected {Path(old.path).name}")
 
     def do_attach(self, arg: str) -> None:
-        """attach PATH: the host puts a disc image in the drive (tray closes)."""
+        """attach [PATH]: the host puts a disc image in the drive (tray closes).
+
+        Without PATH, the disc that was last ejected goes back in (or the sample).
+        """
         words = shlex.split(arg)
-        if len(words) != 1:
-            self.say("usage: attach PATH")
+        if len(words) > 1:
+            self._usage("attach [PATH]")
             return
         if self.drive.medium.present:
             self.say("the drive holds a disc: eject it first")
             return
-        medium = IsoImage(words[0])
+        medium = IsoImage(words[0] if words else self.last_ejected)
         self.drive.insert_medium(medium)
         self.say(f"attached {Path(medium.path).name} ({medium.sector_count} sectors)")
 
@@ -429,9 +483,16 @@ def cmd_console(args: argparse.Namespace) -> int:
     """``emu console``: run the shell on stdin/stdout."""
     shell = TeachingConsole(args.iso, args.bus, args.device, empty=args.empty)
     try:
-        shell.cmdloop()
-    except KeyboardInterrupt:
-        shell.say()
+        while True:
+            try:
+                shell.cmdloop()
+                break
+            except KeyboardInterrupt:
+                if not shell.interactive:
+                    raise  # a script stopped by Ctrl-C: 'emu: stopped', status 130
+                # At the prompt, as in a shell: Ctrl-C drops the line, the session goes on.
+                shell.say("\n(interrupted; 'quit' or Ctrl-D leaves)")
+                shell.intro = None
     finally:
         shell.close()
     return 1 if shell.failed and not shell.interactive else 0
@@ -440,6 +501,12 @@ def cmd_console(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser,
                   drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """The arguments of ``emu console`` (the CLI lists the command and its help)."""
+    p.description = ("A shell in front of the emulated drive: raw port access (inb, outb), "
+                     "packet commands by name (packet read10 16 1), sense, registers, the "
+                     "host's eject and attach, and the trace under each command. Type 'help' "
+                     "inside; 'quit' or Ctrl-D leaves (Ctrl-C drops the line). Without a "
+                     "terminal it reads a script from stdin and echoes each command. Exit "
+                     "status: 0, 1 when a scripted command failed, 130 stopped by Ctrl-C.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--empty", action="store_true", help="start with an empty drive")
     drive_options(p)

@@ -36,8 +36,9 @@ from devices.media.iso import IsoImage
 from devices.scsi.commands import command_name
 from devices.scsi.sense import SenseKey
 from devices.trace import TraceEvent, Tracer
-from emu.firmware.ata import AtaHostDriver, AtapiDevice, FirmwareError
+from emu.firmware.ata import MAX_LBA, AtaHostDriver, AtapiDevice, FirmwareError, location_name
 from emu.pc.machine import Machine
+from emu.tools.args import even_byte_count, int_range
 from images import SAMPLE_ISO
 
 CHANNEL_BASES = {0: 0x1F0, 1: 0x170}
@@ -490,8 +491,22 @@ _STAGE_PHASES = {
     "dma": "HP3 DMA",
     "dma out": "HP3 DMA out",
 }
-VCD_STEP = 10
+PHASE_CODES = {name.replace(" ", "_"): code for code, name in enumerate(
+    ("absent", "HP0 idle", "HP1 send packet", "HP2 busy", "HP3 DMA", "HP3 DMA out",
+     "HP4 data in", "HP4 data out"))}
+"""``phase_code``: the host state as a number, for VCD readers without string signals."""
+EVENT_CODES = {name: code for code, name in enumerate(
+    ("start", "port", "ata", "phase", "cdb", "drq", "data", "sense", "irq", "media", "dma",
+     "api", "end"))}
+"""``event_code``: the event kind as a number (15 for a kind not listed)."""
+VCD_STEP = 1
 """Time units per trace event: the VCD time axis counts events, not seconds."""
+VCD_COMMENT = (
+    "time axis: one unit per trace event, not a duration (VCD has no unit for events, so "
+    "the timescale is nominal). phase_code: "
+    + ", ".join(f"{code} {name}" for name, code in PHASE_CODES.items())
+    + ". event_code: " + ", ".join(f"{code} {name}" for name, code in EVENT_CODES.items())
+    + ", 15 other.")
 
 
 class VcdRecorder:
@@ -502,6 +517,12 @@ class VcdRecorder:
     Mid/High), ``phase`` (the drive's host-state name, a string), ``dev`` (the
     selected device) and ``event`` (the kind of the event that caused the
     sample).  Use it as a :class:`~devices.trace.Tracer` sink, then :meth:`close`.
+
+    ``phase`` and ``event`` are VCD string signals (GTKWave and pywellen show
+    them; vcdvcd 2.6 reads them as empty), so each has a numeric twin,
+    ``phase_code`` and ``event_code``, that every reader understands; the
+    file's ``$comment`` lists the codes (:data:`PHASE_CODES`, :data:`EVENT_CODES`).
+    The time axis counts trace events, one unit each.
     """
 
     def __init__(self, stream: TextIO, channel: IdeChannel) -> None:
@@ -510,7 +531,7 @@ class VcdRecorder:
         self.channel = channel
         self.time = 0
         self._writer = VCDWriter(stream, timescale="1 ns", date="emu trace",
-                                 comment="time axis: 10 units per trace event")
+                                 comment=VCD_COMMENT)
         scope = f"ide{channel.number}"
         reg = self._writer.register_var
         self._vars = {
@@ -524,6 +545,8 @@ class VcdRecorder:
             "phase": reg(scope, "phase", "string", init=""),
             "dev": reg(scope, "dev", "wire", size=1, init=0),
             "event": reg(scope, "event", "string", init=""),
+            "phase_code": reg(scope, "phase_code", "wire", size=3, init=0),
+            "event_code": reg(scope, "event_code", "wire", size=4, init=0),
         }
         self.sample("start")
 
@@ -554,6 +577,8 @@ class VcdRecorder:
             "phase": phase.replace(" ", "_"),
             "dev": ch.selected,
             "event": label,
+            "phase_code": PHASE_CODES.get(phase.replace(" ", "_"), 0),
+            "event_code": EVENT_CODES.get(label, 15),
         }
         change = self._writer.change
         for name, value in values.items():
@@ -631,7 +656,7 @@ class TraceSession:
             self.output.append(f"found {dev.describe()}")
         mine = [d for d in found if (d.bus, d.device) == (self.bus, self.device)]
         if not mine:
-            raise FirmwareError(f"no packet device at bus {self.bus} device {self.device}")
+            raise FirmwareError(f"no packet device at {location_name(self.bus, self.device)}")
         self.dev = mine[0]
 
     def _device(self) -> AtapiDevice:
@@ -694,70 +719,144 @@ class TraceSession:
 
 
 SCRIPTS = ("probe", "ready", "read", "dma", "eject", "boot")
+SETUP = {"probe": (), "ready": ("probe",), "read": ("probe", "ready"),
+         "dma": ("probe", "ready"), "eject": ("probe",), "boot": ()}
+"""What each script needs done first (the power-on preamble: probe, then wait until ready)."""
+MAX_TRACE_SECTORS = (16 << 20) // 2048 - READ_DEST // 2048
+"""Sectors that fit in guest memory above :data:`READ_DEST` (16 MiB machine)."""
+
+
+def split_scripts(words: Sequence[str], iso: str | None) -> tuple[list[str], str | None]:
+    """``--script probe read [ISO]`` → (scripts, ISO): one ISO may follow the script names.
+
+    ``--script`` takes several names, so an ISO written after them (``emu trace
+    --script read disc.iso``, the order every other subcommand accepts) arrives
+    among them; it is recognised by not being a script name.  Names may also be
+    joined with commas (``--script probe,read``).
+    """
+    scripts: list[str] = []
+    extra: list[str] = []
+    for word in words:
+        for name in (word.split(",") if "," in word else [word]):
+            (scripts if name in SCRIPTS else extra).append(name)
+    if len(extra) == 1 and iso is None and not extra[0].isidentifier():
+        return scripts or ["probe", "read"], extra[0]
+    if extra:
+        raise ValueError(f"unknown script {extra[0]!r} (choose from {', '.join(SCRIPTS)}"
+                         + ("; the ISO is given once" if iso is not None else "") + ")")
+    return scripts, iso
+
+
+def _print_lines(lines: Iterable[str], out: TextIO) -> None:
+    for line in lines:
+        print(line, file=out)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
     """``emu trace``: run scripts with tracing on and print the conversation."""
+    try:
+        scripts, iso = split_scripts(args.script, args.iso)
+    except ValueError as exc:
+        print(f"emu trace: error: {exc}", file=sys.stderr)
+        return 2
     # Open the waveform file first: a path that cannot be written is refused
     # before the disc is opened.
     vcd_file = open(args.vcd, "w", encoding="ascii") if args.vcd else None  # noqa: SIM115
     try:
-        session = TraceSession(args.iso, args.bus, args.device, args.lba, args.count)
+        session = TraceSession(iso, args.bus, args.device, args.lba, args.count)
     except BaseException:
         if vcd_file is not None:
             vcd_file.close()
         raise
+    session.driver.interrupts = args.interrupts
+    session.driver.byte_count_limit = args.bcl
     renderer = Renderer(collapse=not args.no_collapse, verbose=args.verbose)
     out = sys.stdout
 
     def show(event: TraceEvent) -> None:
-        for line in renderer.feed(event):
-            print(line, file=out)
+        _print_lines(renderer.feed(event), out)
 
     session.tracer.sinks.append(show)
-    recorder = VcdRecorder(vcd_file, session.channel) if vcd_file else None
-    if recorder is not None:
-        session.tracer.sinks.append(recorder)
-    status = 0
-    try:
-        for name in args.script:
-            print(f"## script: {name}", file=out)
-            try:
-                session.run(name)
-            except FirmwareError as exc:
-                for line in renderer.flush():
-                    print(line, file=out)
-                print(f"## {name} failed: {exc}", file=out)
-                status = 1
-                break
-            for line in renderer.flush():
-                print(line, file=out)
-            for line in session.output:
-                print(f"## {line}", file=out)
+    recorder: VcdRecorder | None = None
+    done: set[str] = set()
+
+    def run(step: str, label: str | None) -> bool:
+        """One script, traced under a ``## script:`` header (or untraced when label is None)."""
+        if label is not None:
+            print(f"## script: {label}", file=out)
+        try:
+            session.run(step, traced=label is not None)
+        except FirmwareError as exc:
+            _print_lines(renderer.flush(), out)
+            print(f"## {step} failed: {exc}", file=out)
+            return False
+        done.add(step)
+        _print_lines(renderer.flush(), out)
+        if label is not None:
+            _print_lines((f"## {line}" for line in session.output), out)
             session.output.clear()
+        return True
+
+    try:
+        for name in scripts:
+            setup = [s for s in SETUP[name] if s not in done]
+            if setup and args.skip_setup:
+                if not all(run(step, None) for step in setup):
+                    return 1
+                print(f"## setup, not traced: {' '.join(setup)}", file=out)
+                _print_lines((f"## {line}" for line in session.output), out)
+                session.output.clear()
+                setup = []
+            if vcd_file is not None and recorder is None:
+                # The waveform starts with the first traced step, from the state
+                # the untraced setup left (not the power-on state before it).
+                recorder = VcdRecorder(vcd_file, session.channel)
+                session.tracer.sinks.append(recorder)
+            for step in setup:
+                if not run(step, f"{step} (setup for {name})"):
+                    return 1
+            if not run(name, name):
+                return 1
     finally:
-        if recorder is not None and vcd_file is not None:
+        if recorder is not None:
             recorder.close()
+        if vcd_file is not None:
             vcd_file.close()
         session.close()
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(transcript(session.tracer.events, args.script), indent=1) + "\n",
-            encoding="utf-8",
-        )
-    return status
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(transcript(session.tracer.events, scripts), indent=1) + "\n",
+                encoding="utf-8",
+            )
+    return 0
 
 
 def add_arguments(p: argparse.ArgumentParser,
                   drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """The arguments of ``emu trace`` (the CLI lists the command and its help)."""
+    p.description = ("Run scripted host actions against the drive and print the register-level "
+                     "conversation (ATA/ATAPI-7 vol 2 section 11.8). The ISO may come before or "
+                     "after the options. Exit status: 0 done, 1 a script failed, 2 bad input.")
     p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
-    p.add_argument("--script", nargs="+", choices=SCRIPTS, default=["probe", "read"],
-                   help="what the host does (default: probe read)")
-    p.add_argument("--lba", type=int, default=16, help="first sector for 'read' (default 16)")
-    p.add_argument("--count", type=int, default=1, help="sectors for 'read' (default 1)")
+    p.add_argument("--script", nargs="+", default=["probe", "read"], metavar="NAME",
+                   help=f"what the host does, in order: {', '.join(SCRIPTS)} "
+                        "(default: probe read)")
+    p.add_argument("--lba", type=int_range(0, MAX_LBA, "LBA"), default=16,
+                   help=f"first sector for read/dma (0-{MAX_LBA}, default 16)")
+    p.add_argument("--count", type=int_range(1, MAX_TRACE_SECTORS, "sector count"), default=1,
+                   help=f"sectors for read/dma (1-{MAX_TRACE_SECTORS}, default 1)")
+    p.add_argument("--interrupts", action="store_true",
+                   help="run packet commands with nIEN clear, so INTRQ rises and falls "
+                        "(default: nIEN set and polled, as the firmware does)")
+    p.add_argument("--bcl", type=even_byte_count, metavar="N",
+                   help="byte-count limit for PIO data, even, 2-65534 (e.g. 0x800; default: "
+                        "one whole transfer per DRQ block, as the firmware does)")
+    p.add_argument("--skip-setup", action="store_true",
+                   help="run the power-on preamble (probe, wait until ready) without tracing it")
     p.add_argument("--json", metavar="FILE", help="write the transcript (events + lines)")
-    p.add_argument("--vcd", metavar="FILE", help="write the channel's signals as a VCD waveform")
+    p.add_argument("--vcd", metavar="FILE",
+                   help="write the channel's signals as a VCD waveform (its time axis counts "
+                        "trace events, one unit each)")
     p.add_argument("--no-collapse", action="store_true",
                    help="do not fold repeated lines into one (×n) line")
     p.add_argument("--verbose", action="store_true", help="also show folded events")

@@ -23,8 +23,9 @@ from typing import TextIO
 import numpy as np
 
 from devices.media.iso import IsoImage
-from emu.firmware.ata import AtaHostDriver, FirmwareError
+from emu.firmware.ata import AtaHostDriver, FirmwareError, location_name
 from emu.pc.machine import Machine
+from images import SAMPLE_ISO
 
 SECTOR = 2048
 CHUNK_SECTORS = 256
@@ -103,7 +104,7 @@ def verify_image(
         driver, mode = _driver(machine, dma)
         dev = next((d for d in driver.probe() if (d.bus, d.device) == (bus, device)), None)
         if dev is None:
-            raise FirmwareError(f"no drive answered at bus {bus} device {device}")
+            raise FirmwareError(f"no drive answered at {location_name(bus, device)}")
         driver.wait_ready(dev)
         total = driver.read_capacity(dev)
         if mode == "DMA" and not getattr(drive, "dma_capable", False):
@@ -142,14 +143,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     def make_bar(total: int) -> Progress:
         return Progress(sys.stderr, total, show)
 
+    iso = str(args.iso or SAMPLE_ISO)
     try:
-        result = verify_image(args.iso, args.bus, args.device, dma=not args.pio,
+        result = verify_image(iso, args.bus, args.device, dma=not args.pio,
                               on_total=make_bar)
     except FirmwareError as exc:
         print(f"Verify failed: {exc}", file=sys.stderr)
         return 1
     size = result.sectors * SECTOR
-    print(f"Image:       {Path(args.iso).name}")
+    print(f"Image:       {Path(iso).name}")
     print(f"Sectors:     {result.sectors} ({size / (1 << 20):.1f} MiB), read by {result.mode}")
     print(f"Time:        {result.seconds:.3f} s, {result.mib_per_s:.1f} MiB/s")
     print(f"sha256:      {result.sha256}")
@@ -163,7 +165,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser,
                   drive_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """The arguments of ``emu verify`` (the CLI lists the command and its help)."""
-    p.add_argument("iso")
+    p.description = ("Read the whole disc through the emulated drive (by bus-master DMA, or "
+                     "PIO with --pio) and compare every sector with the file. Exit status: "
+                     "0 every sector matches, 1 a mismatch or a failed read, 2 bad input.")
+    p.add_argument("iso", nargs="?", help="ISO image (default: the built-in sample)")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")
     p.add_argument("--pio", action="store_true", help="read by PIO even if DMA is available")
