@@ -115,12 +115,12 @@ CODE_AT, DATA_SEG = 0x7C00, 0x2000
 
 
 def _program(body: bytes, iterations: int) -> tuple[bytes, int]:
-    """mov ecx, N ; body ; dec ecx ; jnz body ; cli ; hlt — and its instruction count."""
+    """mov ecx, N ; body ; dec ecx ; jnz body ; cli ; hlt ; jmp $-1 — and its count."""
     head = bytes([0x66, 0xB9]) + iterations.to_bytes(4, "little")
     loop = body + bytes([0x66, 0x49])
     jnz = bytes([0x75, (-(len(loop) + 2)) & 0xFF])
     count = 1 + iterations * (_instructions(body) + 2) + 2
-    return head + loop + jnz + bytes([0xFA, 0xF4]), count
+    return head + loop + jnz + bytes([0xFA, 0xF4, 0xEB, 0xFD]), count  # cli; hlt; jmp $-1
 
 
 def _instructions(body: bytes) -> int:

@@ -22,7 +22,7 @@ def tlb_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return str(request.param)
 
 
-def test_the_virtual_tlb_is_used_when_asked_for(tlb_mode):
+def test_the_virtual_tlb_is_used_unless_asked_not_to(tlb_mode):
     cpu, _, _ = make_cpu()
     assert (cpu.tlb is not None) == (tlb_mode == "virtual")
 

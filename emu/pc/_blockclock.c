@@ -171,10 +171,10 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
  * Why: Unicorn 2.1.4 takes the slow store path (notdirty_write) for every store through
  * a TLB entry that also allows instruction fetches, and the x86 TLB fill of a CPU without
  * paging makes every entry executable: guest stores run 10-20 times slower than loads.
- * Here a data access gets a read/write entry and only a fetch gets an executable one, so
- * a page that holds no translated code is marked dirty after its first store and later
- * stores take the fast path; a page with code keeps taking the slow path, which is what
- * detects self-modifying code.  Region permissions are still checked by the engine.
+ * Here a data access to a page that never had code fetched from it gets a read/write
+ * entry, so the page is marked dirty after its first store and later stores take the fast
+ * path; a page code was ever fetched from keeps executable entries and the slow path, which
+ * is what detects self-modifying code.  Region permissions are still checked by the engine.
  *
  * When the guest turns paging on (CR0.PG), this hook cannot walk page tables: it switches
  * the engine back to its own TLB (UC_TLB_CPU) and fails the fill, which ends the run with
@@ -196,6 +196,7 @@ struct bc_tlb {
     uint64_t fills;
     uint64_t last_vaddr;   /* the last fill (diagnostics) */
     int last_type;
+    uint8_t *code_pages;   /* 1 bit per 4 KiB page of the 32-bit space: code was fetched */
 };
 
 #define BC_PROT_READ 1
@@ -223,7 +224,16 @@ bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *e
     /* Without paging there is no long mode: linear addresses are 32 bits (a segment base
      * plus an offset can carry past bit 31 in the engine's 64-bit arithmetic). */
     entry->paddr = vaddr & 0xFFFFF000u;
-    entry->perms = type == BC_MEM_FETCH ? (BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC)
-                                        : (BC_PROT_READ | BC_PROT_WRITE);
+    uint32_t page = (uint32_t)(entry->paddr >> 12);
+    if (type == BC_MEM_FETCH)
+        t->code_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
+    /* A page that ever held fetched code keeps executable entries (the engine's slow,
+     * self-modifying-code-safe store path): Unicorn 2.1.4 marks a data-only entry dirty
+     * after one store even while other translated blocks remain on its page, so later
+     * stores there would leave those blocks stale. */
+    if (type == BC_MEM_FETCH || (t->code_pages[page >> 3] & (1u << (page & 7))))
+        entry->perms = BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC;
+    else
+        entry->perms = BC_PROT_READ | BC_PROT_WRITE;
     return true;
 }

@@ -49,10 +49,11 @@ instruction with exact ECX, EDI and direction-flag semantics.
 ``hlt`` makes ``emu_start`` return with EIP past the ``F4`` byte.  The native clock
 knows whether its budget stopped the run, so anything else ending a run on an F4 is
 a ``hlt``.  Under the count clock there is no way to tell a ``hlt`` from a count stop
-after an instruction ending in F4 (for example ``mov eax, [ebp-0Ch]``).  With IF set the
-difference is harmless (the clock skips to the next timer tick).  With IF clear the CPU
-is only called halted after it stops at the same ``F4`` again on resumption, which a real halt loop
-(``hlt; jmp $-1``) does at once and a count stop practically never does.
+after an instruction ending in F4 (for example ``mov eax, [ebp-0Ch]``).  With IF
+set the difference is harmless (the clock skips to the next timer tick).  With IF
+clear the CPU is only called halted after it stops at the same ``F4`` again on
+resumption, which a real halt loop (``hlt; jmp $-1``) does at once and a count stop
+practically never does.
 """
 
 from __future__ import annotations

@@ -14,23 +14,26 @@ What the emulator does about it, without patching Unicorn:
   RAM (a hook over an address also keeps the slow path, and those hooks can only fire
   where nothing is mapped anyway) — :meth:`Cpu._fault_hook_ranges`;
 * while paging is off, the engine runs in ``UC_TLB_VIRTUAL`` mode with ``bc_tlb_fill``
-  from the native helper (``_blockclock.c``): linear = physical, a data access gets a
-  read/write entry and only an instruction fetch an executable one.  A page without
-  translated code becomes dirty after its first store; a page with code keeps the slow
-  path, which is what catches self-modifying code.  Region permissions (the ROM) are
-  still checked by the engine on the slow path;
+  from the native helper (``_blockclock.c``): linear = physical, a data access to a page
+  that never held code gets a read/write entry, a fetch (and any access to a page code
+  was fetched from) an executable one.  A data page becomes dirty after its first store
+  and later stores take the fast path; code pages keep the slow path, which is what
+  catches self-modifying code.  Region permissions (the ROM) are still checked by the
+  engine on the slow path;
 * when the guest turns paging on, the fill hook switches the engine back to its own TLB
   (which walks the page tables) and fails that one fill; the run ends with an error
   that :meth:`NativeTlb.recover` recognises, and the access is restarted.  From then on
   stores are slow again (the documented limit: fixing it needs the upstream change).
 
-Opt-in (``EMU_TLB=virtual``; the default is ``cpu``, the engine's own TLB): with it, the
-Debian 6.1 kernel's decompressor (32-bit protected mode, no paging, 512 MiB) stops with
-``UC_ERR_WRITE_UNMAPPED`` right after it sets CR4.PAE, while ISOLINUX, GRUB, iPXE and
-SeaBIOS boot unchanged (same instruction counts, same screens).  The failure needs the fast
-store path: with any memory hook over the low 128 MiB (which keeps stores there slow) the
-kernel boots.  TODO(unicorn 2.1.4 cputlb.c): find which store loses its mapping before
-making this the default.
+A Unicorn 2.1.4 trap, found by the Debian 6.1 kernel's decompressor (which writes next to
+its own code): the engine marks a data-only entry dirty after one store even while other
+translated blocks remain on its page, so later stores there would leave those blocks
+stale (QEMU marks a page dirty only once no code is left on it).  The fill therefore keeps
+executable entries — the slow, safe path — for every page code was ever fetched from (a
+bitmap of 4 KiB pages); only pages that never held code get the fast path.
+
+``EMU_TLB=cpu`` keeps the engine's own TLB throughout (for comparison; also what runs when
+the helper is not built).
 """
 
 from __future__ import annotations
@@ -54,12 +57,13 @@ class TlbState(ctypes.Structure):
         ("fills", ctypes.c_uint64),
         ("last_vaddr", ctypes.c_uint64),
         ("last_type", ctypes.c_int),
+        ("code_pages", ctypes.c_void_p),
     )
 
 
 def wanted() -> bool:
-    """Use the virtual TLB when ``EMU_TLB=virtual`` (and the helper is built)."""
-    return (os.environ.get(TLB_ENV, "").strip().lower() == "virtual"
+    """Use the virtual TLB unless ``EMU_TLB=cpu`` (or the helper is not built)."""
+    return (os.environ.get(TLB_ENV, "").strip().lower() != "cpu"
             and _load_helper() is not None)
 
 
@@ -79,6 +83,8 @@ class NativeTlb:
         state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
         state.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
         state.cr0_regid = X.UC_X86_REG_CR0
+        self._code_pages = (ctypes.c_uint8 * ((1 << 20) // 8))()  # 1 bit per 4 KiB page
+        state.code_pages = ctypes.addressof(self._code_pages)
         self._handle = ctypes.c_size_t()
         status = uclib.uc_hook_add(
             uc._uch, ctypes.byref(self._handle), UC_HOOK_TLB_FILL,  # type: ignore[attr-defined]
