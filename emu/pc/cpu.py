@@ -281,7 +281,10 @@ class Cpu:
 
     def invalidate(self, start: int, end: int) -> None:
         """Drop translated code for guest RAM ``[start, end)`` (pitfall 4)."""
-        self.uc.ctl_remove_cache(start, end)
+        if self.tlb is not None:
+            self.tlb.remove_cache(start, end)
+        else:
+            self.uc.ctl_remove_cache(start, end)
 
     def write_ram(self, address: int, data: bytes) -> None:
         """A host-side write into RAM, with translated code dropped for the range."""
@@ -540,7 +543,7 @@ class Cpu:
         # Code translated before a code hook existed has no call to it (and code
         # translated while it existed keeps calling it): retranslate the range.  The
         # count clock hid this, its own code hook putting a call on every instruction.
-        self.uc.ctl_remove_cache(start, end)
+        self.invalidate(start, end)
 
     def _hook_window(self, uc: Uc, address: int, size: int, _user: object) -> None:
         # Interrupts are recognised after the instruction that follows STI, MOV SS
@@ -677,7 +680,7 @@ class Cpu:
 
         uc = self.uc
         hook = uc.hook_add(UC_HOOK_CODE, count, None, start, end - 1)
-        uc.ctl_remove_cache(start, end)  # translate the block again, with the hook
+        self.invalidate(start, end)  # translate the block again, with the hook
         block_clock.skip_first_block(start, end)
         block_clock.arm(state.executed)  # leaving the block ends the run too
         try:
@@ -685,7 +688,7 @@ class Cpu:
         finally:
             by_budget = block_clock.disarm()
             uc.hook_del(hook)
-            uc.ctl_remove_cache(start, end)
+            self.invalidate(start, end)
             state.resume_end = 0
             self.clock.nudge(stepped[0])
         return 1 if stepped[1] or by_budget else 0
