@@ -41,6 +41,7 @@ from devices.scsi.commands import command_name
 from devices.scsi.sense import Sense, SenseKey
 from devices.scsi.target import MmcTarget
 from devices.scsi.target import Status as CmdStatus
+from devices.state import StateError, apply, as_bytes, capture, part
 
 _BUF_SIZE = 0x10000 + 8  # the largest DRQ block (FFFEh) plus padding slack
 # Plain ints on the hot path (IntFlag arithmetic costs a microsecond an operation).
@@ -131,6 +132,63 @@ class AtapiDrive(IdeDevice):
         """Data-out bytes collected so far (the parameter list of MODE SELECT etc.)."""
         self._out_len = 0
         self.target.pending_out = None
+
+    STATE_FIELDS = ("features", "error", "sector_count", "lba_low", "lba_mid", "lba_high",
+                    "device", "status", "intrq", "dma_capable", "stage", "_cdb", "_cdb_len",
+                    "_pos", "_end", "_limit_override", "from_packet", "dma_requested", "_out",
+                    "_out_len")
+    """The taskfile (``notify`` and ``dma_request`` are wiring) and the transport fields
+    :meth:`_reset_transport` sets.  :meth:`state` adds the current DRQ block, the bytes
+    still to come from the source, the transfer modes and the target's state."""
+
+    def state(self) -> dict[str, object]:
+        """The drive's saved state (plain data; see devices/state.py).
+
+        The transfer source is saved as the bytes still to be moved (``src``, with
+        ``src_pos`` 0) — at most one command's data, and independent of where it came
+        from (a view of the medium or a built reply); a data-out command waiting for
+        the bus master keeps its whole buffer (the part already moved is the
+        parameter list so far).  The DRQ block (``block``) is the transfer buffer up to
+        the block's end plus the padding a dword read may touch.
+        """
+        state = capture(self, self.STATE_FIELDS)
+        if self.stage is Stage.DMA_OUT:
+            state["src"], state["src_pos"] = self._src.copy(), self._src_pos
+        else:
+            state["src"], state["src_pos"] = self._src[self._src_pos:].copy(), 0
+        in_block = self.stage is Stage.PIO_IN or self.stage is Stage.PIO_OUT
+        state["block"] = self._np[: min(self._end + 4, _BUF_SIZE)].copy() if in_block \
+            else self._np[:0].copy()
+        state["modes"] = {"pio": self.modes.pio, "mwdma": self.modes.mwdma,
+                          "udma": self.modes.udma}
+        state["target"] = self.target.state()
+        return state
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Set the drive from :meth:`state`'s dict (the medium is the caller's: the
+        target's medium is left as it is)."""
+        src = part(state, "src")
+        block = as_bytes(part(state, "block"), "block")
+        modes = part(state, "modes")
+        src_pos = part(state, "src_pos")
+        if not isinstance(src, np.ndarray) or src.dtype != np.uint8 or src.ndim != 1:
+            raise StateError("drive: field 'src' is not a byte array")
+        if not isinstance(src_pos, int) or not 0 <= src_pos <= src.size:
+            raise StateError("drive: field 'src_pos' out of range")
+        if len(block) > _BUF_SIZE or not isinstance(modes, dict):
+            raise StateError("drive: field 'block' or 'modes' is not valid")
+        end, pos = state.get("_end"), state.get("_pos")
+        if not isinstance(end, int) or not isinstance(pos, int) or not (
+                0 <= pos <= _BUF_SIZE and 0 <= end <= _BUF_SIZE - 4):
+            raise StateError("drive: DRQ block offsets out of range")
+        self.target.load_state(part(state, "target"))
+        apply(self, state, self.STATE_FIELDS)
+        self._src = src.copy() if src.size else _EMPTY
+        self._src_pos = src_pos
+        self._np[: len(block)] = np.frombuffer(block, dtype=np.uint8)
+        self.modes.pio = modes.get("pio", 4)
+        self.modes.mwdma = modes.get("mwdma")
+        self.modes.udma = modes.get("udma")
 
     def set_signature(self) -> None:
         """Load the packet signature into Sector Count and LBA Low/Mid/High (vol 1 §9.12).

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from devices.bus import PortRange
+from devices.state import apply, capture
 
 if TYPE_CHECKING:
     from devices.ide.controller import IdeChannel
@@ -181,6 +182,17 @@ class BusMasterDma:
         """Index of the PRD entry the next byte goes to."""
         self.entry_offset = 0
         """Bytes of that entry already used."""
+
+    STATE_FIELDS = ("base", "bus_master_enabled", "command", "status", "prd_table", "entry",
+                    "entry_offset")
+    """What :meth:`reset` sets, plus where BAR 4 placed the engine and the PCI bit."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     # -- ports ----------------------------------------------------------------------
     def port_range(self) -> PortRange:

@@ -24,6 +24,7 @@ import numpy as np
 from devices.bus import IrqLine, PortRange
 from devices.ide.device import TASKFILE_ATTRS, EmptySlot, IdeDevice
 from devices.ide.registers import AtaCommand, Control, ReadReg, Status, WriteReg, ata_command_name
+from devices.state import apply, capture
 from devices.trace import Tracer
 
 if TYPE_CHECKING:
@@ -57,6 +58,16 @@ class IdeChannel:
         """Command register writes so far (a board watches it as disk activity)."""
 
     # -- units ----------------------------------------------------------------------
+    STATE_FIELDS = ("selected", "control", "commands")
+    """The channel's own state; each unit and the bus master save theirs."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
+
     def attach(self, slot: int, unit: IdeDevice) -> None:
         """Put ``unit`` at device position ``slot`` (0 or 1) on this cable."""
         if slot not in (0, 1):

@@ -59,6 +59,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from devices.bus import Clock, IrqLine
+from devices.state import StateError, apply, capture
 
 LAPIC_BASE, IOAPIC_BASE = 0xFEE0_0000, 0xFEC0_0000
 PAGE = 0x1000
@@ -163,6 +164,25 @@ class LocalApic:
         self.deadline = None
 
     # -- state the interrupt controller asks about -----------------------------------------
+    STATE_FIELDS = ("apic_base", "id", "tpr", "ldr", "dfr", "svr", "irr", "isr", "tmr", "esr",
+                    "esr_pending", "icr_low", "icr_high", "timer_initial", "timer_divide",
+                    "timer_start_ns", "timer_base_count", "nmi_count", "lint1_level",
+                    "deadline", "ipis", "eois")
+    """What :meth:`reset` sets (plus the counters), besides the LVT (``lvt``)."""
+
+    def state(self) -> dict[str, object]:
+        state = capture(self, self.STATE_FIELDS)
+        state["lvt"] = [[reg, value] for reg, value in self.lvt.items()]
+        return state
+
+    def load_state(self, state: dict[str, object]) -> None:
+        lvt = state.get("lvt")
+        if not isinstance(lvt, list) or not all(
+                isinstance(e, list) and len(e) == 2 and e[0] in self.lvt for e in lvt):
+            raise StateError("lapic: field 'lvt' is not a list of known LVT registers")
+        apply(self, state, self.STATE_FIELDS)
+        self.lvt = {int(reg): int(value) for reg, value in lvt}
+
     @property
     def hardware_enabled(self) -> bool:
         """IA32_APIC_BASE bit 11: clear, the APIC is out of the way (INTR goes straight in)."""
@@ -479,6 +499,15 @@ class IoApic:
         """The table as 32-bit halves: [2n] low, [2n+1] high (destination in bits 31-24)."""
         self.pins = 0
         """Asserted input pins, one bit each."""
+
+    STATE_FIELDS = ("select", "id", "redirection", "pins")
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     # -- inputs --------------------------------------------------------------------------------
     def connect(self, lines: Iterable[IrqLine],

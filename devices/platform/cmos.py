@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime
 
 from devices.bus import Clock, IrqLine, PortRange
+from devices.state import apply, capture
 
 RTC_EPOCH = datetime.datetime(2024, 1, 1, 0, 0, 0)
 """Virtual time zero: boots are deterministic, so the RTC starts at a fixed date."""
@@ -130,6 +131,16 @@ class Cmos:
         self.nvram[CPU_COUNT_MINUS_ONE] = max(0, cpus - 1)
         if irq is not None:
             clock.add_timer(self)
+
+    STATE_FIELDS = ("index", "nmi_masked", "nvram", "offset_s", "flags", "_seen_ns", "deadline")
+    """The chip's saved state; time itself is the board's clock."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def _set_memory(self, memory_size: int, ram_below_4g: int | None) -> None:
         if ram_below_4g is None:

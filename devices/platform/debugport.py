@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devices.bus import PortRange
+from devices.state import apply, capture
 
 
 class DebugPorts:
@@ -15,6 +16,15 @@ class DebugPorts:
         self.post_codes: list[int] = []
         self.output = bytearray()
         self.on_output = on_output
+
+    STATE_FIELDS = ("post_codes", "output")
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def read(self, port: int, width: int) -> int:
         if port == 0xE9:

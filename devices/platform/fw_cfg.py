@@ -39,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from devices.bus import PortRange
+from devices.state import apply, capture
 
 
 class DmaMemory(Protocol):
@@ -84,6 +85,16 @@ class FwCfg:
         self.dma_address = bytearray(8)
         self.dma_transfers = 0
         self._update_dir()
+
+    STATE_FIELDS = ("selector", "offset")
+    """The data-selection state; the items are built from the board and firmware files."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def set_item(self, key: int, data: bytes) -> None:
         """Set a well-known item."""

@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 
 from devices.bus import Clock, IrqLine, PortRange
+from devices.state import apply, capture
 
 STATUS_OBF, STATUS_IBF, STATUS_SYS, STATUS_A2 = 0x01, 0x02, 0x04, 0x08
 STATUS_UNLOCKED, STATUS_AUX_OBF = 0x10, 0x20
@@ -99,6 +100,18 @@ class I8042:
             clock.add_timer(self)
 
     # -- output buffer and IRQs ----------------------------------------------------------
+    STATE_FIELDS = ("command_byte", "output_port", "queue", "last_byte", "last_was_command",
+                    "pending_command", "kbd_pending", "scanning", "typed", "resets", "deadline",
+                    "_period")
+    """The controller's saved state (``keys``/``typing_allowed``/``on_reset`` are wiring)."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
+
     def _update_irq(self) -> None:
         kbd = aux = False
         if self.queue:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from devices.platform.apic import IoApic, LocalApic
 from devices.platform.pic import Pic8259Pair
+from devices.state import apply, capture
 
 
 class InterruptController:
@@ -35,6 +36,16 @@ class InterruptController:
         self.ioapic = ioapic
         self.nmi_pending = False
         lapic.on_nmi.append(self._nmi)
+
+    STATE_FIELDS = ("nmi_pending",)
+    """The router's own state (the PIC and APICs save theirs)."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def _nmi(self) -> None:
         self.nmi_pending = True

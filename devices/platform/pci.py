@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devices.bus import PortRange
+from devices.state import StateError, apply, capture, part
 
 CONFIG_ADDRESS, CONFIG_DATA = 0xCF8, 0xCFC
 ENABLE = 0x8000_0000
@@ -57,6 +58,15 @@ class PciFunction:
         self.wmask[INTERRUPT_LINE] = 0xFF
         for reg in range(0x40, 0x100):
             self.wmask[reg] = 0xFF  # device-specific registers: plain storage here
+
+    CONFIG_STATE_FIELDS = ("config",)
+    """The saved state of a function: its 256 configuration bytes (``wmask`` is derived)."""
+
+    def config_state(self) -> dict[str, object]:
+        return capture(self, self.CONFIG_STATE_FIELDS)
+
+    def load_config_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.CONFIG_STATE_FIELDS)
 
     def read(self, offset: int, width: int) -> int:
         """``width`` bytes at ``offset`` (little-endian)."""
@@ -116,6 +126,19 @@ class Piix3Ide(PciFunction):
         """Called with (BAR 4 base, I/O space enabled, bus master enabled) on a change."""
         self._state: tuple[int, bool, bool] | None = None
 
+    def config_state(self) -> dict[str, object]:
+        state = super().config_state()
+        state["decision"] = None if self._state is None else list(self._state)
+        return state
+
+    def load_config_state(self, state: dict[str, object]) -> None:
+        decision = part(state, "decision")
+        if decision is not None and (not isinstance(decision, list) or len(decision) != 3):
+            raise StateError("piix3-ide: field 'decision' is not (base, io, bus master)")
+        super().load_config_state(state)
+        self._state = None if decision is None else (int(decision[0]), bool(decision[1]),
+                                                     bool(decision[2]))
+
     @property
     def bm_base(self) -> int:
         return self.read(BAR4, 4) & 0xFFF0
@@ -139,6 +162,22 @@ class PciBus:
     def __init__(self) -> None:
         self.address = 0
         self.functions: dict[tuple[int, int], PciFunction] = {}
+
+    def state(self) -> dict[str, object]:
+        """CONFIG_ADDRESS and each function's configuration space, keyed "dev.fn"."""
+        return {"address": self.address,
+                "functions": {f"{dev}.{fn}": func.config_state()
+                              for (dev, fn), func in self.functions.items()}}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        address = part(state, "address")
+        functions = part(state, "functions")
+        if not isinstance(address, int) or not isinstance(functions, dict) or set(
+                functions) != {f"{dev}.{fn}" for dev, fn in self.functions}:
+            raise StateError("pci: the saved functions are not this board's")
+        for (dev, fn), func in self.functions.items():
+            func.load_config_state(functions[f"{dev}.{fn}"])
+        self.address = address
 
     def add(self, device: int, function: int, fn: PciFunction) -> PciFunction:
         """Place ``fn`` at 00:``device``.``function``."""

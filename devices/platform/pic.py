@@ -22,6 +22,7 @@ The pair is the CPU's interrupt source (``pending`` = the INT pin,
 from __future__ import annotations
 
 from devices.bus import IrqLine, PortRange
+from devices.state import apply, capture, part
 
 CASCADE_IRQ = 2
 """The master input the slave's INT output drives."""
@@ -46,6 +47,16 @@ class Pic8259:
         self.cascade = 0
         self.lines = 0
         """Current level of each IR input (for edge detection)."""
+
+    STATE_FIELDS = ("vector_base", "irr", "isr", "imr", "init_step", "icw4_needed", "read_isr",
+                    "auto_eoi", "cascade", "lines")
+    """What :meth:`reset` sets (and ICW2's ``vector_base``): the chip's saved state."""
+
+    def state(self) -> dict[str, object]:
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def highest(self) -> int | None:
         """The highest-priority unmasked request not blocked by one in service."""
@@ -121,6 +132,14 @@ class Pic8259Pair:
     def __init__(self) -> None:
         self.master = Pic8259(0x08)
         self.slave = Pic8259(0x70)
+
+    def state(self) -> dict[str, object]:
+        """Both chips' state (the IRQ lines' levels are the board's)."""
+        return {"master": self.master.state(), "slave": self.slave.state()}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.master.load_state(part(state, "master"))
+        self.slave.load_state(part(state, "slave"))
 
     def connect(self, lines: list[IrqLine]) -> None:
         """Listen to the 16 ISA IRQ lines (IRQ n → master IR n or slave IR n-8)."""

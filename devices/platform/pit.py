@@ -32,6 +32,7 @@ of the unchanged value.
 from __future__ import annotations
 
 from devices.bus import Clock, IrqLine, PortRange
+from devices.state import StateError, apply, capture, part
 
 PIT_HZ = 1_193_182
 """The 8254 input clock (14.31818 MHz / 12)."""
@@ -54,6 +55,17 @@ class PitChannel:
         self.read_high = False
         self.gate = True
 
+    STATE_FIELDS = ("reload", "mode", "access", "start", "write_low", "latched",
+                    "status_latched", "read_high", "gate")
+    """Everything :meth:`__init__` sets: the counter's saved state."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
+
 
 class Pit8254:
     """Counters 0 and 2 of the 8254 on the virtual clock (counter 1, DRAM refresh, is inert)."""
@@ -74,6 +86,23 @@ class Pit8254:
         self._last_poll: tuple[int, bool] | None = None  # (clock, OUT) at the last 61h read
         clock.add_timer(self)
         self._schedule()
+
+    STATE_FIELDS = ("port61", "_refresh", "deadline", "ticks")
+    """The timer's own state besides the three counters (deadline: counter 0's next
+    terminal count on the virtual clock)."""
+
+    def state(self) -> dict[str, object]:
+        state = capture(self, self.STATE_FIELDS)
+        state["channels"] = [ch.state() for ch in self.channels]
+        return state
+
+    def load_state(self, state: dict[str, object]) -> None:
+        channels = part(state, "channels")
+        if not isinstance(channels, list) or len(channels) != len(self.channels):
+            raise StateError("pit: expected three counters")
+        apply(self, state, self.STATE_FIELDS)
+        for ch, saved in zip(self.channels, channels, strict=True):
+            ch.load_state(saved)
 
     # -- counter 0 as a clock timer ------------------------------------------------------
     def _period_instructions(self) -> int:

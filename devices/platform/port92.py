@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devices.bus import PortRange
+from devices.state import apply, capture
 
 
 class SystemPorts:
@@ -18,6 +19,15 @@ class SystemPorts:
     def __init__(self, on_reset: Callable[[], None] | None = None) -> None:
         self.port92 = 0x02
         self.on_reset = on_reset
+
+    STATE_FIELDS = ("port92",)
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
         """Called when the guest sets bit 0 (fast CPU reset)."""
 
     def read(self, port: int, width: int) -> int:

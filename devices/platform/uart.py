@@ -67,6 +67,7 @@ from collections.abc import Callable
 from enum import IntEnum
 
 from devices.bus import IrqLine, PortRange
+from devices.state import apply, capture
 
 COM1_BASE, COM1_IRQ = 0x3F8, 4
 FIFO_SIZE = 16
@@ -156,6 +157,18 @@ class Uart16550:
         self.msr_deltas = 0
         self.inputs = self.modem_lines
         self._update_irq()
+
+    STATE_FIELDS = ("ier", "lcr", "mcr", "fcr", "divisor", "rx", "rbr", "lsr_errors",
+                    "thre_pending", "msr_deltas", "inputs", "scr", "host_queue", "modem_lines",
+                    "output")
+    """What :meth:`reset` and ``__init__`` set: the UART's saved state."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     # -- derived state -------------------------------------------------------------------
     @property

@@ -19,6 +19,7 @@ so SeaVGABIOS's mode set, font load and cursor updates work unchanged.
 from __future__ import annotations
 
 from devices.bus import PortRange
+from devices.state import apply, capture
 
 CRTC_START_HIGH, CRTC_START_LOW, CRTC_CURSOR_HIGH, CRTC_CURSOR_LOW = 0x0C, 0x0D, 0x0E, 0x0F
 
@@ -44,6 +45,18 @@ class VgaRegisters:
         self.dac = bytearray(256 * 3)
         self.subsystem = 1
         self._retrace = 0
+
+    STATE_FIELDS = ("misc", "seq_index", "seq", "gc_index", "gc", "attr_index", "attr_flip",
+                    "attr", "crtc_index", "crtc", "dac_mask", "dac_read_index",
+                    "dac_write_index", "dac_component", "dac", "subsystem", "_retrace")
+    """Everything ``__init__`` sets: the register file (the text frame is RAM)."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     def cursor_offset(self) -> int:
         """The cursor location (character cells from the start of video memory)."""

@@ -46,6 +46,7 @@ from devices.scsi.sense import (
     CheckCondition,
     Sense,
 )
+from devices.state import StateError, apply, as_bytes, capture
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,14 @@ class Outcome:
     command: Command | None = None
     data_out_length: int = 0
     """For :attr:`Status.DATA_OUT`: how many parameter bytes the host sends."""
+
+
+def _sense(value: object, name: str) -> Sense:
+    """A saved ``[key, asc, ascq]`` as a :class:`Sense`."""
+    if not (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and 0 <= v < 256 for v in value)):
+        raise StateError(f"target: field {name!r} is not (key, ASC, ASCQ)")
+    return Sense(*value)
 
 
 def as_bytes_array(reply: object) -> np.ndarray:
@@ -175,6 +184,50 @@ class MmcTarget:
         """Read speed chosen by SET CD SPEED / SET STREAMING in kB/s; 0 = the fastest."""
         self.pending_out: tuple[Command, bytes, DataOut] | None = None
         """A command waiting for its data-out parameter list (command, CDB, request)."""
+
+    STATE_FIELDS = ("not_ready_once", "media_event", "tray_open", "locked", "power_condition",
+                    "power_event", "head_lba", "read_speed_kbs")
+    """Plain fields :meth:`reset` sets; :meth:`state` adds ``sense``, ``pending_ua``, the
+    mode pages and the CDB of a data-out command waiting for its parameter list."""
+
+    def state(self) -> dict[str, object]:
+        """The unit's saved state.  ``pending_out`` holds a continuation, so it is saved
+        as its CDB alone; :meth:`load_state` runs the command's handler again to get the
+        continuation back (handlers that return :class:`DataOut` change nothing)."""
+        state = capture(self, self.STATE_FIELDS)
+        state["sense"] = [self.sense.key, self.sense.asc, self.sense.ascq]
+        ua = self.pending_ua
+        state["pending_ua"] = None if ua is None else [ua.key, ua.asc, ua.ascq]
+        state["mode_state"] = {str(page): np.frombuffer(bytes(data), dtype=np.uint8).copy()
+                               for page, data in self.mode_state.items()}
+        pending = self.pending_out
+        state["pending_out"] = None if pending is None else np.frombuffer(
+            pending[1], dtype=np.uint8).copy()
+        return state
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Set the unit from :meth:`state`'s dict (the medium is not part of it)."""
+        sense = _sense(state.get("sense"), "sense")
+        raw_ua = state.get("pending_ua")
+        ua = None if raw_ua is None else _sense(raw_ua, "pending_ua")
+        pages = state.get("mode_state")
+        if not isinstance(pages, dict) or not all(k.isdigit() for k in pages):
+            raise StateError("target: field 'mode_state' is not a map of page codes")
+        mode_state = {int(k): as_bytes(v, f"mode page {k}") for k, v in pages.items()}
+        pending_out = None
+        raw_cdb = state.get("pending_out")
+        if raw_cdb is not None:
+            cdb = as_bytes(raw_cdb, "pending_out")
+            cmd = self.table.get(cdb[0]) if cdb else None
+            request = cmd.handler(self, cdb) if cmd is not None else None
+            if not isinstance(request, DataOut):
+                raise StateError(f"target: pending CDB {cdb.hex()} is not a data-out command")
+            assert cmd is not None
+            pending_out = (cmd, cdb, request)
+        apply(self, state, self.STATE_FIELDS)
+        self.sense, self.pending_ua = sense, ua
+        self.mode_state = mode_state
+        self.pending_out = pending_out
 
     def set_power_condition(self, active: bool) -> None:
         """Enter the active (True) or standby (False) power condition; a change is a
