@@ -8,6 +8,8 @@ The names a boot's caller needs are re-exported here.
 
 from __future__ import annotations
 
+import os
+
 from emu.firmware import firmware_named
 from emu.pc.session import (
     DEFAULT_TIMEOUT,
@@ -17,10 +19,12 @@ from emu.pc.session import (
     ExitStatus,
     Session,
 )
+from emu.pc.state import StateFileError
 from images import SAMPLE_ISO
 
 __all__ = ["DEFAULT_TIMEOUT", "SAMPLE_ISO", "BootOptions", "BootResult", "DriveSpec",
-           "ExitStatus", "Session", "boot_session", "run_boot"]
+           "ExitStatus", "Session", "StateFileError", "boot_session", "restore_session",
+           "run_boot"]
 
 
 def boot_session(options: BootOptions) -> Session:
@@ -31,3 +35,41 @@ def boot_session(options: BootOptions) -> Session:
 def run_boot(options: BootOptions) -> BootResult:
     """Boot ``options.iso`` (the built-in sample by default) and report how it went."""
     return boot_session(options).run()
+
+
+def restore_session(path: str | os.PathLike[str], force: bool = False,
+                    media: dict[tuple[int, int], str] | None = None,
+                    options: BootOptions | None = None) -> Session:
+    """A session that goes on where the one saved in ``path`` stopped (docs/state.md).
+
+    The file is read and checked whole, then a new board is built like the saved one
+    (RAM, drives with their images, the firmware plugged in without power-on) and set
+    from the state.  ``media`` names where an image is now by (bus, device); a different
+    image is refused unless ``force``.  ``options`` (its limits, callbacks, trace) are
+    used for the runs; its board-shaping fields are taken from the file.  Raises
+    :class:`StateFileError` (one line) and leaves nothing open on failure.
+    """
+    from devices.media.base import MediumError
+    from emu.pc import state
+
+    snap = state.load(path)
+    built = state.options_for(snap, media)
+    if options is not None:
+        for name in ("drives", "memory_size", "firmware", "transfer"):
+            setattr(options, name, getattr(built, name))
+        built = options
+    try:
+        session = boot_session(built)
+    except MediumError as exc:
+        raise StateFileError(f"{path}: the saved medium cannot be opened ({exc})") from None
+    except ValueError as exc:
+        raise StateFileError(f"{path}: {exc}") from None
+    try:
+        session.restore(snap, force=force)
+    except StateFileError:
+        session.close()
+        raise
+    except Exception as exc:  # a firmware that cannot attach (missing ROM...)
+        session.close()
+        raise StateFileError(f"{path}: cannot restore ({exc})") from None
+    return session

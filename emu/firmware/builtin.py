@@ -22,9 +22,12 @@ session reach the guest through INT 16h (this BIOS's keyboard service).
 
 from __future__ import annotations
 
-from emu.firmware.ata import BM_BASE, AtaHostDriver, FirmwareError
-from emu.firmware.bios import Bios, BiosStop
-from emu.firmware.eltorito import LoadedImage, firmware_boot
+from dataclasses import asdict
+from typing import Any
+
+from emu.firmware.ata import BM_BASE, AtaHostDriver, AtapiDevice, FirmwareError
+from emu.firmware.bios import Bios, BiosStop, EmulatedDisk
+from emu.firmware.eltorito import BootEntry, LoadedImage, firmware_boot
 from emu.firmware.video import Screen
 from emu.pc.ports import PortBus
 from emu.pc.session import BootResult, ExitStatus, FirmwareFailure, Session
@@ -34,6 +37,8 @@ PIIX3_IDE = (0, 1, 1)
 """Bus 0, device 1, function 1: the IDE function of the PIIX3."""
 PCI_COMMAND, PCI_BAR4 = 0x04, 0x20
 CMD_IO, CMD_BUS_MASTER = 0x01, 0x04
+_DEVICE_FIELDS = ("bus", "device", "model", "serial", "firmware", "device_type", "removable")
+"""The probed drive's fields a saved state keeps (with its IDENTIFY data)."""
 
 
 def pci_config_write(ports: PortBus, bdf: tuple[int, int, int], offset: int, value: int) -> None:
@@ -86,6 +91,80 @@ class BuiltinFirmware:
         if session.options.on_loaded is not None:
             session.options.on_loaded(loaded)
         self.start(loaded)
+
+    # -- saved state (emu/pc/state.py) ------------------------------------------------
+    BIOS_FIELDS = ("cd_capacity", "bounce", "sectors_read", "dma_reads", "_frame",
+                   "_retry_ip", "_wait_until")
+    """The BIOS's Python-side fields; the IVT, BDA, EBDA and stubs are RAM."""
+
+    def state(self) -> dict[str, Any]:
+        """The plug's saved state: the loaded image, the BIOS's counters, emulated disk and
+        waits, the driver's mode and log, the screen's text stream (plain data)."""
+        from devices.state import capture
+
+        if self.bios is None or self.driver is None or self.screen is None:
+            return {"installed": False}
+        bios = self.bios
+        loaded = self.loaded
+        image = None
+        if loaded is not None:
+            dev = loaded.device
+            image = {"device": {**{k: getattr(dev, k) for k in _DEVICE_FIELDS},
+                                "identify": dev.identify.hex()},
+                     "catalog_lba": loaded.catalog_lba, "entry": asdict(loaded.entry),
+                     "address": loaded.address, "length": loaded.length,
+                     "sha256": loaded.sha256}
+        return {"installed": True, "use_dma": self.driver.use_dma,
+                "bm_base": self.driver.bm_base, "log": list(self.driver.log),
+                "image": image,
+                "emulated": None if bios.emulated is None else asdict(bios.emulated),
+                "calls": [[v, ah, n] for (v, ah), n in bios.calls.items()],
+                "bios": capture(bios, self.BIOS_FIELDS),
+                "screen": {"stream": list(self.screen.stream),
+                           "stream_pos": list(self.screen._stream_pos)}}
+
+    def attach(self, session: Session, state: dict[str, Any]) -> None:
+        """Plug in for a restored state: the BIOS's hooks, no PCI set-up, probe or load."""
+        if not state.get("installed"):
+            raise ValueError("firmware: the built-in BIOS was not installed when saved")
+        self.session = session
+        board = session.board
+        self.driver = AtaHostDriver(board.ports, board.memory, use_dma=bool(state["use_dma"]))
+        self.screen = Screen(board.memory.data, before_change=session.screen_changed)
+        self.bios = Bios(board.cpu, self.driver, board.pic, session.keyboard, self.screen,
+                         serial=board.uart, cmos=board.cmos, on_stop=self._bios_stop,
+                         ram_top=board.memory_map.low, high_ram=board.memory_map.high,
+                         on_input_poll=session.input_polled)
+        self.load_state(state)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Set the plug's Python-side fields from :meth:`state` (hooks already installed)."""
+        from devices.state import apply
+
+        assert self.bios is not None and self.driver is not None and self.screen is not None
+        if not state.get("installed"):
+            raise ValueError("firmware: the built-in BIOS was not installed when saved")
+        bios = self.bios
+        raw = state["image"]
+        loaded = None
+        if raw is not None:
+            dev = AtapiDevice(**{k: raw["device"][k] for k in _DEVICE_FIELDS},
+                              identify=bytes.fromhex(raw["device"]["identify"]))
+            loaded = LoadedImage(dev, int(raw["catalog_lba"]), BootEntry(**raw["entry"]),
+                                 int(raw["address"]), int(raw["length"]), str(raw["sha256"]))
+        emulated = None if state["emulated"] is None else EmulatedDisk(**state["emulated"])
+        calls = {(int(v), int(ah)): int(n) for v, ah, n in state["calls"]}
+        apply(bios, state["bios"], self.BIOS_FIELDS)
+        self.driver.use_dma = bool(state["use_dma"])
+        self.driver.bm_base = int(state["bm_base"])
+        self.driver.log[:] = [str(line) for line in state["log"]]
+        self.loaded = bios.image = loaded
+        bios.cdrom = None if loaded is None else loaded.device
+        bios.emulated = emulated
+        bios.calls = calls
+        self.screen.stream[:] = [str(t) for t in state["screen"]["stream"]]
+        row, col = state["screen"]["stream_pos"]
+        self.screen._stream_pos = (int(row), int(col))
 
     def start(self, loaded: LoadedImage) -> None:
         """CPU state at the hand-over: CS:IP at the image, DL = boot drive, IF set."""

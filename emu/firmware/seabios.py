@@ -49,7 +49,9 @@ straight away and the first scripted key reaches the loader.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 from unicorn import UC_HOOK_CODE
 
@@ -97,6 +99,19 @@ class SeaBios:
     def install(self, session: Session) -> None:
         self.session = session
         board = session.board
+        rom = self._read_rom()
+        boot_menu = self.boot_menu
+        if boot_menu is None:
+            script = session.keyboard.script
+            boot_menu = session.options.live_keys is not None or (
+                bool(script) and script[0] == ESC_KEY)
+        self.boot_menu = boot_menu
+        self._plug(session, rom)
+        # The shadow copy below 1 MiB, where the CPU starts at F000:FFF0.
+        board.memory.write(0x100000 - len(rom), rom)
+        board.cpu.reset_real_mode(0xF000, 0xFFF0, ss=0, sp=0)
+
+    def _read_rom(self) -> bytes:
         try:
             rom = self.bios_path.read_bytes()
         except OSError as exc:
@@ -104,13 +119,14 @@ class SeaBios:
         if len(rom) % 4096 or not 0 < len(rom) <= ROM_SIZE_LIMIT:
             raise SeaBiosError(f"{self.bios_path}: expected a 128 KiB (or smaller, 4 KiB "
                                "aligned) BIOS image")
-        boot_menu = self.boot_menu
-        if boot_menu is None:
-            script = session.keyboard.script
-            boot_menu = session.options.live_keys is not None or (
-                bool(script) and script[0] == ESC_KEY)
-        self.boot_menu = boot_menu
+        return rom
+
+    def _plug(self, session: Session, rom: bytes) -> None:
+        """What power-on and a restored state share: fw_cfg files, the ROM's high alias,
+        the IRQ window, the INT 16h and key hooks."""
+        board = session.board
         cfg = board.fw_cfg
+        boot_menu = bool(self.boot_menu)
         cfg.set_int(BOOT_MENU, int(boot_menu), 2)
         cfg.add_file("etc/boot-menu-wait", self.menu_wait_ms.to_bytes(2, "little"))
         if self.vgabios_path is not None and Path(self.vgabios_path).exists():
@@ -119,14 +135,44 @@ class SeaBios:
         # CPU starts at F000:FFF0; SeaBIOS re-copies itself from the alias when it opens
         # the PAM registers (plain storage here).
         board.map_rom((1 << 32) - len(rom), rom)
-        board.memory.write(0x100000 - len(rom), rom)
         cpu = board.cpu
         cpu.irq_window = (0xF0000, 0x100000)  # SeaBIOS's 16-bit code: sti; nop; cli windows
         cpu.uc.hook_add(UC_HOOK_CODE, self._int16_called, None, INT16_ENTRY, INT16_ENTRY)
         board.kbc.keys = self._next_key
         board.kbc.typing_allowed = self._typing_allowed
         session.on_screen_text.append(self._screen_text)
-        cpu.reset_real_mode(0xF000, 0xFFF0, ss=0, sp=0)
+
+    # -- saved state (emu/pc/state.py) ----------------------------------------------------
+    def _rom_digests(self) -> dict[str, str | None]:
+        vga = self.vgabios_path
+        return {"bios_sha256": hashlib.sha256(self._read_rom()).hexdigest(),
+                "vgabios_sha256": hashlib.sha256(Path(vga).read_bytes()).hexdigest()
+                if vga is not None and Path(vga).exists() else None}
+
+    def state(self) -> dict[str, Any]:
+        """The plug's own state; everything else SeaBIOS knows is in RAM and the devices.
+        The ROM images are not saved: their sha256 must match on restore."""
+        return {"boot_menu": self.boot_menu, "menu_wait_ms": self.menu_wait_ms,
+                "empty_polls": self._empty_polls, **self._rom_digests()}
+
+    def attach(self, session: Session, state: dict[str, Any]) -> None:
+        """Plug in for a restored state: fw_cfg files, ROM alias and hooks, no reset."""
+        digests = self._rom_digests()
+        for key, value in digests.items():
+            if state.get(key) != value:
+                raise SeaBiosError(f"{self.bios_path if key == 'bios_sha256' else self.vgabios_path}"
+                                   ": not the image the state was saved with")
+        self.session = session
+        self.boot_menu = bool(state["boot_menu"])
+        self.menu_wait_ms = int(state["menu_wait_ms"])
+        self._plug(session, self._read_rom())
+        self.load_state(state)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        value = state.get("empty_polls")
+        if not isinstance(value, int):
+            raise ValueError("firmware: field 'empty_polls' is not a count")
+        self._empty_polls = value
 
     # -- keys ------------------------------------------------------------------------
     def _typing_allowed(self) -> bool:

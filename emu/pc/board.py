@@ -225,13 +225,18 @@ class PcBoard(Machine):
 
     def _ide_io_changed(self, base: int, io_enabled: bool, bus_master: bool) -> None:
         """The PCI IDE function's BAR 4 or command register changed: move/gate the engines."""
+        for engine in self.bus_masters:
+            engine.bus_master_enabled = bus_master
+            engine.service()  # a transfer that waited for the bit goes on now
+        self.place_bus_masters(base, io_enabled)
+
+    def place_bus_masters(self, base: int, io_enabled: bool) -> None:
+        """Put the engines' ports at BAR 4's ``base`` (none while I/O decoding is off);
+        also how a restored state re-places them (emu/pc/state.py)."""
         ports = self.ports
         for rng in self._bm_ranges:
             ports.unregister(rng)
         self._bm_ranges = []
-        for engine in self.bus_masters:
-            engine.bus_master_enabled = bus_master
-            engine.service()  # a transfer that waited for the bit goes on now
         if not io_enabled or not base:
             return
         for engine in self.bus_masters:

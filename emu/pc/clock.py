@@ -195,6 +195,26 @@ class VirtualClock:
         if instructions > self.state.executed:
             self.state.executed = instructions
 
+    SAVED_FIELDS = ("executed", "last_pc", "last_end", "last_icount", "resume_pc",
+                    "resume_end", "partial_left", "partial_pc", "partial_end")
+    """What a saved state keeps of :class:`BlockClockState` (emu/pc/state.py): the count
+    and what the native block hook carries from one run to the next (a block charged but
+    cut short, a partly counted block).  Budgets are set per run; the pointers and the
+    block-count cache are this process's."""
+
+    def saved_state(self) -> dict[str, int]:
+        """The clock's saved state (``ips`` is the board's; each timer saves its own
+        ``deadline``, and the timer list is wiring rebuilt in the same order)."""
+        return {name: int(getattr(self.state, name)) for name in self.SAVED_FIELDS}
+
+    def load_saved_state(self, saved: dict[str, int]) -> None:
+        for name in self.SAVED_FIELDS:
+            value = saved.get(name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"clock: field {name!r} is not a count")
+        for name in self.SAVED_FIELDS:
+            setattr(self.state, name, saved[name])
+
     def add_timer(self, timer: Timer) -> None:
         self._timers.append(timer)
 

@@ -234,6 +234,52 @@ class Cpu:
         ranges.append((at, (1 << 64) - 1))
         return ranges
 
+    # -- saved state (emu/pc/state.py) ------------------------------------------------
+    GLUE_FIELDS = ("halted", "idle_waits", "_sleeping", "_halt_at", "_window_shadow",
+                   "string_fast_path", "string_fast_path_count")
+    """The glue's own fields between runs (``_stop_reason``, ``_fault`` and
+    ``_window_stopped`` are always clear then).  Unicorn's registers, descriptor caches,
+    MSRs and FPU state are its context (:meth:`context_bytes`)."""
+
+    def glue_state(self) -> dict[str, object]:
+        state: dict[str, object] = {name: getattr(self, name) for name in self.GLUE_FIELDS}
+        state["window_armed"] = self._window_hook is not None
+        return state
+
+    def load_glue_state(self, state: dict[str, object]) -> None:
+        for name in self.GLUE_FIELDS:
+            if name not in state:
+                raise ValueError(f"cpu: missing field {name!r}")
+            value = state[name]
+            if value is not None and not isinstance(value, (bool, int)):
+                raise ValueError(f"cpu: field {name!r} = {value!r} is not a number")
+        for name in self.GLUE_FIELDS:
+            setattr(self, name, state[name])
+        self._stop_reason = None
+        self._fault = None
+        self._window_stopped = False
+        self._arm_irq_window(bool(state.get("window_armed")))
+
+    def context_bytes(self) -> bytes:
+        """Unicorn's CPU context (``uc_context_save``) as bytes: the engine's own layout."""
+        return bytes(self.uc.context_save())
+
+    def context_size(self) -> int:
+        return int(self.uc.context_save().size)
+
+    def load_context_bytes(self, data: bytes) -> None:
+        """Put back a context from :meth:`context_bytes` (same Unicorn build only), then
+        drop every translated block (the code in RAM may have changed under it)."""
+        import ctypes
+
+        context = self.uc.context_save()
+        if len(data) != context.size:
+            raise ValueError(f"CPU context of {len(data)} bytes; this Unicorn's is "
+                             f"{context.size}")
+        ctypes.memmove(context.context, data, len(data))
+        self.uc.context_restore(context)
+        self.uc.ctl_flush_tb()
+
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
         """Real mode (pitfall 1: CR0.PE clear, EFER = 0), CS:IP and SS:SP set.

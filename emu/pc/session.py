@@ -176,6 +176,15 @@ class Firmware(Protocol):
         """Add firmware-specific figures to the result (calls, sectors, log)."""
         ...
 
+    def state(self) -> dict[str, Any]:
+        """The plug's own saved state (plain data; emu/pc/state.py)."""
+        ...
+
+    def attach(self, session: Session, state: dict[str, Any]) -> None:
+        """Plug in for a restored state: hooks and ROM mapping without the power-on work
+        (RAM, the CPU and the devices are then set from the state)."""
+        ...
+
 
 def check_limits(options: BootOptions) -> None:
     """Reject limits no run can honour (a one-line ``ValueError``)."""
@@ -330,6 +339,49 @@ class Session:
         if (asking >= ASKS_BEFORE_WAITING and quiet >= self._quiet_limit) or (
                 asking >= POLLS_BEFORE_WAITING):
             self.request_stop(None, "the guest waits for keyboard input")
+
+    # -- saved state (emu/pc/state.py, docs/state.md) -------------------------------------
+    STATE_FIELDS = ("serial_text", "until_seen", "_text_tail", "deadline", "_quiet_since",
+                    "_activity", "_asking", "_waits_seen", "input_polls")
+    """The run loop's stop-rule and text state; ``until``, keys and the limits are the next
+    run's and come from whoever resumes."""
+    SCRAPER_FIELDS = ("rows", "stream", "last_row", "changed")
+    KEYBOARD_FIELDS = ("script", "buffer", "empty_polls", "typed")
+
+    def state(self) -> dict[str, Any]:
+        """The session's own saved state (its board's is taken by emu/pc/state.py)."""
+        from devices.state import capture
+
+        return {**capture(self, self.STATE_FIELDS),
+                "scraper": capture(self.scraper, self.SCRAPER_FIELDS),
+                "keyboard": capture(self.keyboard, self.KEYBOARD_FIELDS)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        from devices.state import apply, part
+
+        apply(self.scraper, part(state, "scraper"), self.SCRAPER_FIELDS)
+        apply(self.keyboard, part(state, "keyboard"), self.KEYBOARD_FIELDS)
+        apply(self, state, self.STATE_FIELDS)
+        self._stop = None
+
+    def snapshot(self) -> Any:
+        """The whole PC's state in memory, between runs (an ``emu.pc.state.Snapshot``)."""
+        from emu.pc import state
+
+        return state.snapshot(self)
+
+    def restore(self, snap: Any, force: bool = False) -> None:
+        """Go back to ``snap`` (from :meth:`snapshot`, or ``emu.pc.state.load``), in place.
+        A different medium is refused unless ``force``; a failure changes nothing."""
+        from emu.pc import state
+
+        state.restore(self, snap, force=force)
+
+    def save_state(self, path: str | Path) -> None:
+        """Write the whole PC's state to ``path`` (a ``.emustate`` zip, docs/state.md)."""
+        from emu.pc import state
+
+        state.save(state.snapshot(self), path)
 
     # -- the run -------------------------------------------------------------------------
     def power_on(self) -> None:
