@@ -160,8 +160,8 @@ class SeaBios:
         digests = self._rom_digests()
         for key, value in digests.items():
             if state.get(key) != value:
-                raise SeaBiosError(f"{self.bios_path if key == 'bios_sha256' else self.vgabios_path}"
-                                   ": not the image the state was saved with")
+                image = self.bios_path if key == "bios_sha256" else self.vgabios_path
+                raise SeaBiosError(f"{image}: not the image the state was saved with")
         self.session = session
         self.boot_menu = bool(state["boot_menu"])
         self.menu_wait_ms = int(state["menu_wait_ms"])
