@@ -45,6 +45,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum, IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, Protocol, TypeVar
 
 from devices.atapi.drive import AtapiDrive
@@ -313,6 +314,40 @@ class VirtualPC:
         return vm
 
     @api()
+    def restore_virtual_machine(self, path: str | os.PathLike[str], name: str | None = None,
+                                force: bool = False) -> VirtualMachine:
+        """A new virtual machine running from a state saved by
+        :meth:`VirtualMachine.save_state` (or ``emu boot --save``): its RAM size, drives,
+        images and firmware come from the file; ``session.resume(...)`` goes on exactly
+        where the saved run stopped.  ``name`` defaults to the saved machine's name.
+
+        E_FAIL (a damaged, newer or foreign file, or a different image unless ``force``:
+        the reason is in the message; nothing is created), VM_E_CONFIG_DUPLICATE_NAME.
+        """
+        from emu.pc import state
+
+        try:
+            snap = state.load(path)
+        except state.StateFileError as exc:
+            raise FailError(str(exc)) from None
+        manifest = snap.manifest
+        vm_name = name or str(manifest.get("vm_name") or Path(os.fspath(path)).stem)
+        vm = self.create_virtual_machine(vm_name, int(manifest["board"]["memory_size"]))
+        try:
+            for d in manifest["drives"]:
+                drive = vm.add_dvd_drive(int(d["bus"]), int(d["device"]))
+                if d["medium"] is not None:
+                    drive.attach_image(d["medium"]["path"])
+            vm._start(str(manifest["firmware"]), "", manifest.get("transfer"))
+            assert vm._session is not None
+            vm._session.restore(snap, force=force)
+        except (VMError, state.StateFileError) as exc:
+            vm._state = VMState.OFF
+            self.delete_virtual_machine(vm)
+            raise FailError(f"{path}: {exc}") from None
+        return vm
+
+    @api()
     def find_virtual_machine(self, name: str) -> VirtualMachine | None:
         """The virtual machine called ``name`` (case-insensitive), or None."""
         if name is None:
@@ -465,11 +500,38 @@ class VirtualMachine:
         self._check()
         if self._session is not None or self._state is not VMState.OFF:
             raise VMRunningError(f"{self.name!r} was started already; create a new machine")
+        return self._start(firmware, keys)
+
+    def _start(self, firmware: str, keys: str, transfer: str | None = None) -> Session:
         self.power_on()
-        options = BootOptions(firmware=firmware, keys=keys,
+        options = BootOptions(firmware=firmware, keys=keys, transfer=transfer,
                               memory_size=self.machine.memory_map.size, timeout=None)
         self._session = Session(options, firmware_named(firmware), board=self.machine)
         return self._session
+
+    @property
+    def session(self) -> Session | None:
+        """The guest started by :meth:`boot` (or a restore), None before."""
+        return self._session
+
+    @api()
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the running machine's whole state to ``path`` (a ``.emustate`` file,
+        docs/state.md); the machine goes on running.  Between runs of its session only.
+
+        VM_E_VM_NOT_RUNNING (no guest started), E_FAIL (the file cannot be written).
+        """
+        self._check()
+        if self._session is None or self._state not in (VMState.RUNNING, VMState.PAUSED):
+            raise VMNotRunningError(f"{self.name!r} has no running guest to save")
+        from emu.pc import state
+
+        try:
+            snap = self._session.snapshot()
+            snap.manifest["vm_name"] = self.name
+            state.save(snap, path)
+        except state.StateFileError as exc:
+            raise FailError(str(exc)) from None
 
     @api()
     def power_off(self) -> None:

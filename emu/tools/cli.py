@@ -36,6 +36,7 @@ from images import SAMPLE_ISO  # noqa: E402
 
 if TYPE_CHECKING:
     from devices.media.iso import IsoImage
+    from emu.boot import BootOptions, Session
     from emu.firmware.eltorito import LoadedImage
     from emu.pc.machine import Machine
 
@@ -119,9 +120,7 @@ def print_boot_summary(medium_path: str, loaded: LoadedImage) -> None:
 def cmd_boot(args: argparse.Namespace) -> int:
     """Boot a disc on the CPU; guest text streams to stdout (see emu.boot for statuses)."""
     from devices.trace import Tracer
-    from emu.boot import DEFAULT_TIMEOUT, BootOptions, run_boot
-    from emu.firmware.ata import location_name
-    from emu.firmware.seabios import SEABIOS_BIN
+    from emu.boot import DEFAULT_TIMEOUT, BootOptions, StateFileError
     from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
     from emu.tools.matrix import DriveTraffic, write_boot_json
 
@@ -134,6 +133,9 @@ def cmd_boot(args: argparse.Namespace) -> int:
               "writes no debug log)", file=sys.stderr)
         return EXIT_BAD_INPUT
     iso = args.iso or str(SAMPLE_ISO)
+    if args.restore is None and args.force:
+        print("emu: --force applies to --restore", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.firmware == "seabios" and args.transfer not in (None, *SEABIOS_TRANSFERS):
         print(f"emu: SeaBIOS reads the disc by {'/'.join(SEABIOS_TRANSFERS).upper()} only; "
               f"--transfer {args.transfer} applies to the built-in BIOS", file=sys.stderr)
@@ -153,13 +155,28 @@ def cmd_boot(args: argparse.Namespace) -> int:
         firmware=args.firmware, transfer=args.transfer,
         trace=None if traffic is None else Tracer(keep=False, sinks=[traffic]),
     )
-    if args.firmware == "seabios":
-        print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at "
-              f"{location_name(args.bus, args.device)}, {args.memory >> 20} MiB RAM\n",
-              flush=True)
     try:
-        result = run_boot(options)
+        session = _session_for(args, options, iso)
+    except StateFileError as exc:
+        if live is not None:
+            live.close()
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args.firmware = options.firmware  # a restored state's, from its file
+    try:
+        # A restored run types --keys from where it stopped; a new one has them already.
+        result = session.resume(until=args.until, timeout=timeout,
+                                keys=options.keys if args.restore else "")
+        if args.save is not None and session.installed:
+            try:
+                session.save_state(args.save)
+            except StateFileError as exc:
+                print(f"emu: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(f"\n[emu] state saved to {args.save} after "
+                  f"{result.instructions:,} instructions", file=sys.stderr)
     finally:
+        session.close()
         if live is not None:
             live.close()
     if args.json_result:
@@ -378,6 +395,15 @@ def boot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json-result", metavar="FILE",
                    help="write the result (status, times, counts, drive traffic, final "
                         "screen) as JSON to FILE (see docs/matrix.md)")
+    p.add_argument("--save", metavar="FILE",
+                   help="when the run stops, save the whole machine's state to FILE (a "
+                        ".emustate zip, docs/state.md)")
+    p.add_argument("--restore", metavar="FILE",
+                   help="go on from a saved state instead of powering on: RAM, firmware, "
+                        "drives and transfer mode come from FILE; ISO, if given, names where "
+                        "its image is now; limits count from power-on")
+    p.add_argument("--force", action="store_true",
+                   help="with --restore: accept an image other than the one saved with")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -456,6 +482,26 @@ def package_version() -> str:
         return version("emu-atapi")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
+
+
+def _session_for(args: argparse.Namespace, options: BootOptions, iso: str) -> Session:
+    """A new session for ``options``, or (``--restore``) the saved one, its board built
+    from the file (RAM, firmware, drives); ISO then names where its image is now."""
+    from emu.boot import boot_session, restore_session
+    from emu.firmware.ata import location_name
+    from emu.firmware.seabios import SEABIOS_BIN
+
+    if args.restore is None:
+        if args.firmware == "seabios":
+            print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at "
+                  f"{location_name(args.bus, args.device)}, {args.memory >> 20} MiB RAM\n",
+                  flush=True)
+        return boot_session(options)
+    media = {(args.bus, args.device): args.iso} if args.iso else None
+    session = restore_session(args.restore, force=args.force, media=media, options=options)
+    print(f"Restored:    {args.restore} ({options.firmware}, "
+          f"{session.clock.instructions:,} instructions)\n", flush=True)
+    return session
 
 
 def main(argv: Sequence[str] | None = None) -> int:
