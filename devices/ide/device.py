@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from devices.ide.registers import DIAG_PASSED, SIGNATURE_PACKET, WriteReg
+from devices.state import apply, capture
 from devices.trace import Tracer
 
 TASKFILE_ATTRS: dict[int, str] = {
@@ -55,6 +56,17 @@ class IdeDevice:
         """Set by the channel: True when it has a bus-master engine (SFF-8038i)."""
         self.trace: Tracer | None = None
         self.name = "unit"
+
+    STATE_FIELDS: tuple[str, ...] = ("features", "error", "sector_count", "lba_low",
+                                     "lba_mid", "lba_high", "device", "status", "intrq")
+    """The taskfile: a unit's saved state (an empty slot's shadow registers too)."""
+
+    def state(self) -> dict[str, object]:
+        """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""
+        return capture(self, self.STATE_FIELDS)
+
+    def load_state(self, state: dict[str, object]) -> None:
+        apply(self, state, self.STATE_FIELDS)
 
     # -- taskfile -------------------------------------------------------------------
     def set_signature(self) -> None:

@@ -261,22 +261,30 @@ class Cpu:
         self._arm_irq_window(bool(state.get("window_armed")))
 
     def context_bytes(self) -> bytes:
-        """Unicorn's CPU context (``uc_context_save``) as bytes: the engine's own layout."""
-        return bytes(self.uc.context_save())
+        """Unicorn's CPU state (``uc_context_save``) as bytes: the engine's own layout.
+
+        Only the CPU part: the context's header (its data size, and fields that hold this
+        process's pointers) is left out, so equal CPU states give equal bytes."""
+        raw = bytes(self.uc.context_save())
+        return raw[len(raw) - int.from_bytes(raw[:8], "little"):]
 
     def context_size(self) -> int:
-        return int(self.uc.context_save().size)
+        """The length of :meth:`context_bytes` on this Unicorn build."""
+        return len(self.context_bytes())
 
     def load_context_bytes(self, data: bytes) -> None:
-        """Put back a context from :meth:`context_bytes` (same Unicorn build only), then
+        """Put back a CPU state from :meth:`context_bytes` (same Unicorn build only), then
         drop every translated block (the code in RAM may have changed under it)."""
         import ctypes
 
         context = self.uc.context_save()
-        if len(data) != context.size:
-            raise ValueError(f"CPU context of {len(data)} bytes; this Unicorn's is "
-                             f"{context.size}")
-        ctypes.memmove(context.context, data, len(data))
+        raw = bytes(context)
+        size = int.from_bytes(raw[:8], "little")
+        if len(data) != size:
+            raise ValueError(f"CPU context of {len(data)} bytes; this Unicorn's is {size}")
+        address = ctypes.cast(context.context, ctypes.c_void_p).value
+        assert address is not None
+        ctypes.memmove(address + len(raw) - size, data, size)
         self.uc.context_restore(context)
         self.uc.ctl_flush_tb()
 

@@ -153,8 +153,8 @@ def _drive_sections(session: Session) -> dict[str, Any]:
         ch["units"] = [unit.kind for unit in channel.units]
         sections[f"ide{channel.number}"] = ch
         for slot, unit in enumerate(channel.units):
-            if unit.kind == "dvd":
-                sections[f"drive{channel.number}-{slot}"] = unit.state()  # type: ignore
+            name = "drive" if unit.kind == "dvd" else "unit"
+            sections[f"{name}{channel.number}-{slot}"] = unit.state()
     for engine in board.bus_masters:
         sections[engine.name] = engine.state()
     return sections
@@ -183,6 +183,10 @@ def snapshot(session: Session) -> Snapshot:
         sections["firmware"] = firmware_state() if firmware_state is not None else {}
         sections["session"] = session.state()
         context = cpu.context_bytes()
+        # Unicorn's translated blocks decide where inside a block a stop request lands;
+        # a restored CPU starts with none, so the one that goes on drops them too and both
+        # translate the same blocks from here (docs/state.md, "the clock").
+        cpu.uc.ctl_flush_tb()
         index, pages = _ram_pages(board.memory.data)
         options = session.options
         manifest = {
@@ -285,8 +289,8 @@ def _apply(session: Session, snap: Snapshot) -> None:
                                  "this board's")
             channel.load_state(saved)
             for slot, unit in enumerate(channel.units):
-                if unit.kind == "dvd":
-                    unit.load_state(sections[f"drive{channel.number}-{slot}"])  # type: ignore
+                name = "drive" if unit.kind == "dvd" else "unit"
+                unit.load_state(sections[f"{name}{channel.number}-{slot}"])
         for engine in board.bus_masters:
             engine.load_state(sections[engine.name])
         b = sections["board"]
