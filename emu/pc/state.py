@@ -183,9 +183,9 @@ def snapshot(session: Session) -> Snapshot:
         sections["firmware"] = firmware_state() if firmware_state is not None else {}
         sections["session"] = session.state()
         context = cpu.context_bytes()
-        # Unicorn's translated blocks decide where inside a block a stop request lands;
-        # a restored CPU starts with none, so the one that goes on drops them too and both
-        # translate the same blocks from here (docs/state.md, "the clock").
+        # A restored CPU starts with no translated blocks; the one that goes on drops its
+        # own too, so both translate the same blocks from here (a precaution: where a
+        # block starts is the one piece of engine state a context does not carry).
         cpu.uc.ctl_flush_tb()
         index, pages = _ram_pages(board.memory.data)
         options = session.options
