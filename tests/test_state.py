@@ -388,6 +388,16 @@ def test_every_truncation_of_the_file_is_refused(saved, tmp_path):
         assert "\n" not in str(info.value), length
 
 
+def test_a_machine_never_started_has_no_state_to_save(tmp_path):
+    session = boot_session(BootOptions(timeout=None))
+    try:
+        with pytest.raises(StateFileError, match="never started"):
+            session.save_state(tmp_path / "x.emustate")
+    finally:
+        session.close()
+    assert not (tmp_path / "x.emustate").exists()
+
+
 def test_a_missing_file_and_a_non_zip_are_one_line_errors(tmp_path):
     with pytest.raises(StateFileError, match="no such file"):
         state.load(tmp_path / "nothing.emustate")
@@ -506,3 +516,37 @@ def test_a_restored_board_has_every_device_field_of_the_saved_one(isolinux_iso, 
     assert len(want) > 300
     assert {k: v for k, v in got.items() if want.get(k) != v} == {}
     assert want.keys() == got.keys()
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_a_state_restored_in_another_process_goes_on_the_same(isolinux_iso, tmp_path,
+                                                              firmware):
+    """The file is all there is: `emu boot --restore` in a new process continues as the
+    saving process does (same screen, instruction count, drive traffic)."""
+    import subprocess
+    import sys
+
+    from emu.tools.matrix import DriveTraffic
+
+    path = tmp_path / "lab.emustate"
+    session, _ = _session(isolinux_iso, firmware)
+    try:
+        session.resume(until="boot:", timeout=None)
+        session.save_state(path)
+        traffic = DriveTraffic()
+        session.board.set_trace(Tracer(keep=False, sinks=[traffic]))
+        ref = session.resume(until=CHAIN, keys=KEYS, timeout=None)
+    finally:
+        session.close()
+    out = tmp_path / "sub.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "emu.tools.cli", "boot", "--restore", str(path), "--keys",
+         "ls.c32 /\\r/hello.bs\\r", "--until", CHAIN, "--no-interactive", "--json-result",
+         str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    sub = json.loads(out.read_text())
+    assert sub["screen"] == ref.screen
+    assert sub["instructions"] == ref.instructions
+    assert sub["message"] == ref.message
+    assert sub["firmware"] == firmware
+    assert sub["drive"] == traffic.as_dict()

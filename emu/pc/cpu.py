@@ -112,6 +112,8 @@ MAX_SLICE = 2_000_000
 """Longest run between two visits of the run loop (a ``count=`` slice, or a native
 budget); bounds the latency of an IRQ that a device raised during a run."""
 _FAR = 1 << 48
+CONTEXT_HOST_TAIL = 8
+"""Bytes at the end of Unicorn 2.1.4's x86 CPU context that hold a host pointer."""
 """An ``until`` address no guest reaches: slices end by count or by our stops."""
 
 _PREFIXES = frozenset({0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3})
@@ -263,10 +265,14 @@ class Cpu:
     def context_bytes(self) -> bytes:
         """Unicorn's CPU state (``uc_context_save``) as bytes: the engine's own layout.
 
-        Only the CPU part: the context's header (its data size, and fields that hold this
-        process's pointers) is left out, so equal CPU states give equal bytes."""
+        Only the CPU part, without the context's header (its data size, and fields that
+        hold this process's pointers), and with the last :data:`CONTEXT_HOST_TAIL` bytes
+        zeroed: on the pinned build they hold a host pointer the engine sets as it runs
+        (found by comparing two engines in the same guest state).  Equal CPU states give
+        equal bytes, in any process."""
         raw = bytes(self.uc.context_save())
-        return raw[len(raw) - int.from_bytes(raw[:8], "little"):]
+        data = raw[len(raw) - int.from_bytes(raw[:8], "little"):]
+        return data[:-CONTEXT_HOST_TAIL] + bytes(CONTEXT_HOST_TAIL)
 
     def context_size(self) -> int:
         """The length of :meth:`context_bytes` on this Unicorn build."""
@@ -274,7 +280,8 @@ class Cpu:
 
     def load_context_bytes(self, data: bytes) -> None:
         """Put back a CPU state from :meth:`context_bytes` (same Unicorn build only), then
-        drop every translated block (the code in RAM may have changed under it)."""
+        drop every translated block (the code in RAM may have changed under it).  The
+        host-pointer tail keeps this engine's own value (never another process's)."""
         import ctypes
 
         context = self.uc.context_save()
@@ -284,7 +291,7 @@ class Cpu:
             raise ValueError(f"CPU context of {len(data)} bytes; this Unicorn's is {size}")
         address = ctypes.cast(context.context, ctypes.c_void_p).value
         assert address is not None
-        ctypes.memmove(address + len(raw) - size, data, size)
+        ctypes.memmove(address + len(raw) - size, data, size - CONTEXT_HOST_TAIL)
         self.uc.context_restore(context)
         self.uc.ctl_flush_tb()
 

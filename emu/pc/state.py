@@ -164,6 +164,9 @@ def snapshot(session: Session) -> Snapshot:
     """The session's whole state, between runs (module docstring)."""
     import unicorn
 
+    if not session.installed:
+        raise StateFileError("nothing to save yet: the machine was never started (a state is "
+                             "taken between runs)")
     board = session.board
     cpu = board.cpu
     with board.lock:
