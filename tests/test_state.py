@@ -313,6 +313,7 @@ def test_an_in_place_restore_onto_another_image_is_refused_and_changes_nothing(s
     _, snap = saved
     other = boot_session(BootOptions(iso=SAMPLE_ISO, timeout=None))
     try:
+        other.resume(timeout=None)
         before = other.snapshot()
         with pytest.raises(StateMismatch):
             other.restore(snap)
