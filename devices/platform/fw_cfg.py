@@ -86,8 +86,9 @@ class FwCfg:
         self.dma_transfers = 0
         self._update_dir()
 
-    STATE_FIELDS = ("selector", "offset")
-    """The data-selection state; the items are built from the board and firmware files."""
+    STATE_FIELDS = ("selector", "offset", "dma_address", "dma_transfers")
+    """The data-selection state and the DMA address register; the items are built from
+    the board and firmware files."""
 
     def state(self) -> dict[str, object]:
         """The saved state: :attr:`STATE_FIELDS` as plain data (devices/state.py)."""

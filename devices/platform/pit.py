@@ -87,7 +87,8 @@ class Pit8254:
         clock.add_timer(self)
         self._schedule()
 
-    STATE_FIELDS = ("port61", "_refresh", "deadline", "ticks")
+    STATE_FIELDS = ("port61", "_refresh", "deadline", "ticks", "fast_forward", "fast_forwards",
+                    "_last_poll")
     """The timer's own state besides the three counters (deadline: counter 0's next
     terminal count on the virtual clock)."""
 
