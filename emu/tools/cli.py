@@ -36,7 +36,7 @@ from images import SAMPLE_ISO  # noqa: E402
 
 if TYPE_CHECKING:
     from devices.media.iso import IsoImage
-    from emu.boot import BootOptions, Session
+    from emu.boot import BootOptions, BootResult
     from emu.firmware.eltorito import LoadedImage
     from emu.pc.machine import Machine
 
@@ -120,7 +120,7 @@ def print_boot_summary(medium_path: str, loaded: LoadedImage) -> None:
 def cmd_boot(args: argparse.Namespace) -> int:
     """Boot a disc on the CPU; guest text streams to stdout (see emu.boot for statuses)."""
     from devices.trace import Tracer
-    from emu.boot import DEFAULT_TIMEOUT, BootOptions, StateFileError
+    from emu.boot import DEFAULT_TIMEOUT, BootOptions
     from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
     from emu.tools.matrix import DriveTraffic, write_boot_json
 
@@ -156,27 +156,17 @@ def cmd_boot(args: argparse.Namespace) -> int:
         trace=None if traffic is None else Tracer(keep=False, sinks=[traffic]),
     )
     try:
-        session = _session_for(args, options, iso)
-    except StateFileError as exc:
-        if live is not None:
-            live.close()
-        print(f"emu: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    args.firmware = options.firmware  # a restored state's, from its file
-    try:
-        # A restored run types --keys from where it stopped; a new one has them already.
-        result = session.resume(until=args.until, timeout=timeout,
-                                keys=options.keys if args.restore else "")
-        if args.save is not None and session.installed:
-            try:
-                session.save_state(args.save)
-            except StateFileError as exc:
-                print(f"emu: {exc}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-            print(f"\n[emu] state saved to {args.save} after "
-                  f"{result.instructions:,} instructions", file=sys.stderr)
+        if args.save is None and args.restore is None:
+            from emu.boot import run_boot  # looked up here: tests replace the boot loop
+
+            _banner(args, iso)
+            result = run_boot(options)
+        else:
+            outcome = _run_with_state(args, options, iso, timeout)
+            if isinstance(outcome, int):
+                return outcome
+            result = outcome
     finally:
-        session.close()
         if live is not None:
             live.close()
     if args.json_result:
@@ -484,24 +474,53 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def _session_for(args: argparse.Namespace, options: BootOptions, iso: str) -> Session:
-    """A new session for ``options``, or (``--restore``) the saved one, its board built
-    from the file (RAM, firmware, drives); ISO then names where its image is now."""
-    from emu.boot import boot_session, restore_session
-    from emu.firmware.ata import location_name
-    from emu.firmware.seabios import SEABIOS_BIN
+def _banner(args: argparse.Namespace, iso: str) -> None:
+    """What a SeaBIOS boot says before it starts."""
+    if args.firmware == "seabios":
+        from emu.firmware.ata import location_name
+        from emu.firmware.seabios import SEABIOS_BIN
 
-    if args.restore is None:
-        if args.firmware == "seabios":
-            print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at "
-                  f"{location_name(args.bus, args.device)}, {args.memory >> 20} MiB RAM\n",
-                  flush=True)
-        return boot_session(options)
-    media = {(args.bus, args.device): args.iso} if args.iso else None
-    session = restore_session(args.restore, force=args.force, media=media, options=options)
-    print(f"Restored:    {args.restore} ({options.firmware}, "
-          f"{session.clock.instructions:,} instructions)\n", flush=True)
-    return session
+        print(f"Disc:        {iso}\nFirmware:    SeaBIOS ({SEABIOS_BIN}), drive at "
+              f"{location_name(args.bus, args.device)}, {args.memory >> 20} MiB RAM\n",
+              flush=True)
+
+
+def _run_with_state(args: argparse.Namespace, options: BootOptions, iso: str,
+                    timeout: float | None) -> BootResult | int:
+    """``--save`` / ``--restore``: run a new session, or the saved one (its board built
+    from the file: RAM, firmware, drives; ISO then names where its image is now), and
+    save it when the run stops.  An int is an exit status (a one-line error was said)."""
+    from emu.boot import StateFileError, boot_session, restore_session
+
+    try:
+        if args.restore is None:
+            _banner(args, iso)
+            session = boot_session(options)
+        else:
+            media = {(args.bus, args.device): args.iso} if args.iso else None
+            session = restore_session(args.restore, force=args.force, media=media,
+                                      options=options)
+            print(f"Restored:    {args.restore} ({options.firmware}, "
+                  f"{session.clock.instructions:,} instructions)\n", flush=True)
+    except StateFileError as exc:
+        print(f"emu: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args.firmware = options.firmware  # a restored state's, from its file
+    try:
+        # A restored run types --keys from where it stopped; a new one has them already.
+        result = session.resume(until=args.until, timeout=timeout,
+                                keys=options.keys if args.restore else "")
+        if args.save is not None and session.installed:
+            try:
+                session.save_state(args.save)
+            except StateFileError as exc:
+                print(f"emu: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(f"\n[emu] state saved to {args.save} after "
+                  f"{result.instructions:,} instructions", file=sys.stderr)
+    finally:
+        session.close()
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
