@@ -167,7 +167,6 @@ def snapshot(session: Session) -> Snapshot:
     if not session.installed:
         raise StateFileError("nothing to save yet: the machine was never started (a state is "
                              "taken between runs)")
-    _check_engine(session)
     board = session.board
     cpu = board.cpu
     with board.lock:
@@ -244,22 +243,12 @@ def check_compatible(session: Session, snap: Snapshot, force: bool = False) -> N
                              f"{units} do not match the drives {here})")
 
 
-def _check_engine(session: Session) -> None:
-    """The opt-in fast-store TLB (``EMU_TLB=virtual``) keeps state of its own in the
-    engine that a context does not carry; a restore with it was seen to hang in SeaBIOS's
-    POST, so states are refused there rather than trusted."""
-    if getattr(session.board.cpu, "tlb", None) is not None:
-        raise StateFileError("saved states do not work with EMU_TLB=virtual (the opt-in "
-                             "fast-store TLB); run without it")
-
-
 def restore(session: Session, snap: Snapshot, force: bool = False) -> None:
     """Put ``snap`` back into ``session`` in place (same board, drives and firmware).
 
     Checks first (:func:`check_compatible`); if applying a section then fails, the
     session is put back as it was and a :class:`StateFileError` says why.
     """
-    _check_engine(session)
     check_compatible(session, snap, force)
     backup = snapshot(session) if session.installed else None
     try:
