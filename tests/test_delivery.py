@@ -858,3 +858,46 @@ org {CODE:#x}
     assert cpu.uc.msr_read(0xC000_0082) == 0xFFFF_FFFF_89AB_CDEF
     assert ext >> 29 & 1 and ext >> 20 & 1 and ext >> 11 & 1   # LM, NX, SYSCALL
     assert unknown == 0
+
+
+def _read_tsc_three_ways(tmp_path: Path) -> tuple[list[int], int, int]:
+    cpu, memory = make_cpu()
+    cpu.use_virtual_tsc()
+    long_mode(cpu, memory, {})
+    cpu.uc.msr_write(0xC000_0103, 0x5A5A_0003)            # IA32_TSC_AUX
+    code = assemble(f"""
+bits 64
+org {CODE:#x}
+    rdtsc
+    mov [{OUT:#x}], eax
+    mov [{OUT + 4:#x}], edx
+    xor ecx, ecx
+    rdtscp
+    mov [{OUT + 8:#x}], eax
+    mov [{OUT + 12:#x}], edx
+    mov [{OUT + 32:#x}], ecx
+    rdtsc
+    mov [{OUT + 16:#x}], eax
+    mov [{OUT + 20:#x}], edx
+    rdtscp
+    mov [{OUT + 24:#x}], eax
+    mov [{OUT + 28:#x}], edx
+    cli
+    hlt
+""", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    reads = list(struct.unpack_from("<4Q", memory.data, OUT))
+    return reads, struct.unpack_from("<I", memory.data, OUT + 32)[0], cpu.clock.instructions
+
+
+@needs_nasm
+def test_rdtsc_and_rdtscp_both_read_the_virtual_clock(tmp_path: Path):
+    """Linux reads the TSC with RDTSCP (``rdtsc_ordered``, CPUID 80000001h EDX bit 27
+    is set) and with RDTSC (``sched_clock``): both must be the one virtual counter,
+    strictly increasing and the same every run; RDTSCP also loads ECX with
+    IA32_TSC_AUX (SDM vol 2B).  Unicorn's own RDTSCP counts host nanoseconds."""
+    reads, aux, clock = _read_tsc_three_ways(tmp_path)
+    assert all(a < b for a, b in zip(reads, reads[1:], strict=False)), [hex(r) for r in reads]
+    assert reads[-1] <= clock < reads[-1] + 1000   # the clock itself, not host time
+    assert aux == 0x5A5A_0003
+    assert _read_tsc_three_ways(tmp_path)[0] == reads
