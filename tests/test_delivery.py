@@ -865,37 +865,34 @@ def _read_tsc_three_ways(tmp_path: Path) -> tuple[list[int], int, int]:
     cpu.use_virtual_tsc()
     long_mode(cpu, memory, {})
     cpu.uc.msr_write(0xC000_0103, 0x5A5A_0003)            # IA32_TSC_AUX
+    # As Linux's rdtsc(): ``rax | rdx << 32`` from the full registers, so the top
+    # halves must come back clear (they are all ones before each read here).
+    read = "mov rax, -1\n    mov rdx, rax\n    mov rcx, rax\n    {insn}\n" \
+        "    shl rdx, 32\n    or rax, rdx\n    mov [{at:#x}], rax\n"
     code = assemble(f"""
 bits 64
 org {CODE:#x}
-    rdtsc
-    mov [{OUT:#x}], eax
-    mov [{OUT + 4:#x}], edx
-    xor ecx, ecx
-    rdtscp
-    mov [{OUT + 8:#x}], eax
-    mov [{OUT + 12:#x}], edx
-    mov [{OUT + 32:#x}], ecx
-    rdtsc
-    mov [{OUT + 16:#x}], eax
-    mov [{OUT + 20:#x}], edx
-    rdtscp
-    mov [{OUT + 24:#x}], eax
-    mov [{OUT + 28:#x}], edx
+{read.format(insn="rdtsc", at=OUT)}
+{read.format(insn="rdtscp", at=OUT + 8)}
+    mov [{OUT + 32:#x}], rcx
+{read.format(insn="rdtsc", at=OUT + 16)}
+{read.format(insn="rdtscp", at=OUT + 24)}
     cli
     hlt
 """, tmp_path)
     assert run(cpu, memory, code) is StopReason.HALTED
     reads = list(struct.unpack_from("<4Q", memory.data, OUT))
-    return reads, struct.unpack_from("<I", memory.data, OUT + 32)[0], cpu.clock.instructions
+    return reads, struct.unpack_from("<Q", memory.data, OUT + 32)[0], cpu.clock.instructions
 
 
 @needs_nasm
 def test_rdtsc_and_rdtscp_both_read_the_virtual_clock(tmp_path: Path):
     """Linux reads the TSC with RDTSCP (``rdtsc_ordered``, CPUID 80000001h EDX bit 27
     is set) and with RDTSC (``sched_clock``): both must be the one virtual counter,
-    strictly increasing and the same every run; RDTSCP also loads ECX with
-    IA32_TSC_AUX (SDM vol 2B).  Unicorn's own RDTSCP counts host nanoseconds."""
+    strictly increasing and the same every run, with the top halves of RAX and RDX
+    cleared; RDTSCP also loads RCX with IA32_TSC_AUX (SDM vol 2B).  Unicorn's own
+    RDTSCP counts host nanoseconds; a kernel reading garbage high halves got a
+    "negative" TSC and printk times of 18444899453 s."""
     reads, aux, clock = _read_tsc_three_ways(tmp_path)
     assert all(a < b for a, b in zip(reads, reads[1:], strict=False)), [hex(r) for r in reads]
     assert reads[-1] <= clock < reads[-1] + 1000   # the clock itself, not host time

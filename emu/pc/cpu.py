@@ -473,10 +473,13 @@ class Cpu:
         def read_tsc(with_aux: bool) -> int:
             clock.nudge(step)
             tsc = clock.instructions
-            regs = [(X.UC_X86_REG_EAX, tsc & 0xFFFF_FFFF),
-                    (X.UC_X86_REG_EDX, (tsc >> 32) & 0xFFFF_FFFF)]
+            # The whole RAX/RDX/RCX: the instruction clears their top halves in 64-bit
+            # mode, and a write of EAX through Unicorn would keep them (Linux reads
+            # ``low | high << 32`` from the full registers).
+            regs = [(X.UC_X86_REG_RAX, tsc & 0xFFFF_FFFF),
+                    (X.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFF_FFFF)]
             if with_aux:
-                regs.append((X.UC_X86_REG_ECX,
+                regs.append((X.UC_X86_REG_RCX,
                              self.uc.msr_read(MSR_TSC_AUX) & 0xFFFF_FFFF))
             self.uc.reg_write_batch(regs)
             return 1  # the instruction is done
