@@ -898,3 +898,53 @@ def test_rdtsc_and_rdtscp_both_read_the_virtual_clock(tmp_path: Path):
     assert reads[-1] <= clock < reads[-1] + 1000   # the clock itself, not host time
     assert aux == 0x5A5A_0003
     assert _read_tsc_three_ways(tmp_path)[0] == reads
+
+
+@needs_nasm
+def test_an_exact_limit_inside_a_long_kernel_half_block_makes_progress(tmp_path: Path,
+                                                                       monkeypatch):
+    """The run loop's exact limit steps the block that would cross it under a code hook.
+    Unicorn translates that block again and, with a hook call per instruction, may cut
+    it shorter than the block the clock measured (a 565-byte block of Linux's SHA-256
+    came back 556 bytes).  The stepped block must still be recognised, or the stepping
+    stops before its first instruction every time: the guest never moves and ``run``
+    never returns (how Linux hung after "Asymmetric key parser 'x509' registered")."""
+    import emu.pc.cpu as cpu_module
+
+    cpu, memory = make_cpu()
+    if cpu.clock_mode != "native":
+        pytest.skip("the exact stepping belongs to the native block clock")
+    long_mode(cpu, memory, {})
+    high_pdpt = 0x14000
+    memory.write(PML4 + 511 * 8, struct.pack("<Q", high_pdpt | P | RW))
+    memory.write(high_pdpt + 510 * 8, struct.pack("<Q", PD | P | RW))
+    base = 0xFFFF_FFFF_8000_0000
+    body = "\n".join(["    rol ecx, 13", "    add eax, ecx", "    xor edx, eax"] * 100)
+    code = assemble(f"""
+bits 64
+org {base + CODE:#x}
+    xor eax, eax
+    xor ecx, ecx
+.loop:
+{body}
+    inc rbx
+    jmp .loop
+""", tmp_path)
+    memory.write(CODE, code)
+    cpu.set_reg("rip", base + CODE)
+    cpu.set_reg("rbx", 0)
+    steps = [0]
+    original = cpu_module.Cpu._step_partial_block
+
+    def counted(self: Cpu) -> int:
+        steps[0] += 1
+        assert steps[0] < 1000, "the stepped block never runs"
+        return original(self)
+
+    monkeypatch.setattr(cpu_module.Cpu, "_step_partial_block", counted)
+    for n in range(1, 40):
+        result = cpu.run(37)
+        assert result.reason is StopReason.INSTRUCTION_LIMIT
+        assert result.instructions == 37 and cpu.clock.instructions == 37 * n
+    assert cpu.reg("rbx") >= 4          # the loop went round (302 instructions a turn)
+    assert steps[0] >= 30
