@@ -113,6 +113,21 @@ def test_int13_reads_use_bus_master_dma_and_fall_back_to_pio():
     assert pio_log.reads == log.reads
 
 
+def test_the_firmware_enables_both_ide_channels_decode_as_a_pc_bios_does():
+    """PIIX3 IDETIM (40h, 42h) bit 15 is 0 after reset and set by the BIOS; Linux's
+    ata_piix checks it before probing a channel and skips a disabled one without a word
+    (the drive on the secondary channel was never looked at)."""
+    from emu.firmware.builtin import PIIX3_IDE, pci_config_read
+
+    session = Session(BootOptions(), BuiltinFirmware())
+    ports = session.board.ports
+    assert pci_config_read(ports, PIIX3_IDE, 0x40) & 0x8000_8000 == 0   # reset state
+    session.power_on()
+    idetim = pci_config_read(ports, PIIX3_IDE, 0x40)
+    assert idetim & 0x8000 and idetim >> 16 & 0x8000
+    session.close()
+
+
 def test_the_sample_screen_and_bda_look_like_a_pc():
     result, _ = boot(None)
     assert result.screen.splitlines()[0].startswith("EMU SAMPLE BOOT")

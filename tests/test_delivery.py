@@ -858,3 +858,93 @@ org {CODE:#x}
     assert cpu.uc.msr_read(0xC000_0082) == 0xFFFF_FFFF_89AB_CDEF
     assert ext >> 29 & 1 and ext >> 20 & 1 and ext >> 11 & 1   # LM, NX, SYSCALL
     assert unknown == 0
+
+
+def _read_tsc_three_ways(tmp_path: Path) -> tuple[list[int], int, int]:
+    cpu, memory = make_cpu()
+    cpu.use_virtual_tsc()
+    long_mode(cpu, memory, {})
+    cpu.uc.msr_write(0xC000_0103, 0x5A5A_0003)            # IA32_TSC_AUX
+    # As Linux's rdtsc(): ``rax | rdx << 32`` from the full registers, so the top
+    # halves must come back clear (they are all ones before each read here).
+    read = "mov rax, -1\n    mov rdx, rax\n    mov rcx, rax\n    {insn}\n" \
+        "    shl rdx, 32\n    or rax, rdx\n    mov [{at:#x}], rax\n"
+    code = assemble(f"""
+bits 64
+org {CODE:#x}
+{read.format(insn="rdtsc", at=OUT)}
+{read.format(insn="rdtscp", at=OUT + 8)}
+    mov [{OUT + 32:#x}], rcx
+{read.format(insn="rdtsc", at=OUT + 16)}
+{read.format(insn="rdtscp", at=OUT + 24)}
+    cli
+    hlt
+""", tmp_path)
+    assert run(cpu, memory, code) is StopReason.HALTED
+    reads = list(struct.unpack_from("<4Q", memory.data, OUT))
+    return reads, struct.unpack_from("<Q", memory.data, OUT + 32)[0], cpu.clock.instructions
+
+
+@needs_nasm
+def test_rdtsc_and_rdtscp_both_read_the_virtual_clock(tmp_path: Path):
+    """Linux reads the TSC with RDTSCP (``rdtsc_ordered``, CPUID 80000001h EDX bit 27
+    is set) and with RDTSC (``sched_clock``): both must be the one virtual counter,
+    strictly increasing and the same every run, with the top halves of RAX and RDX
+    cleared; RDTSCP also loads RCX with IA32_TSC_AUX (SDM vol 2B).  Unicorn's own
+    RDTSCP counts host nanoseconds; a kernel reading garbage high halves got a
+    "negative" TSC and printk times of 18444899453 s."""
+    reads, aux, clock = _read_tsc_three_ways(tmp_path)
+    assert all(a < b for a, b in zip(reads, reads[1:], strict=False)), [hex(r) for r in reads]
+    assert reads[-1] <= clock < reads[-1] + 1000   # the clock itself, not host time
+    assert aux == 0x5A5A_0003
+    assert _read_tsc_three_ways(tmp_path)[0] == reads
+
+
+@needs_nasm
+def test_an_exact_limit_inside_a_long_kernel_half_block_makes_progress(tmp_path: Path,
+                                                                       monkeypatch):
+    """The run loop's exact limit steps the block that would cross it under a code hook.
+    Unicorn translates that block again and, with a hook call per instruction, may cut
+    it shorter than the block the clock measured (a 565-byte block of Linux's SHA-256
+    came back 556 bytes).  The stepped block must still be recognised, or the stepping
+    stops before its first instruction every time: the guest never moves and ``run``
+    never returns (how Linux hung after "Asymmetric key parser 'x509' registered")."""
+    import emu.pc.cpu as cpu_module
+
+    cpu, memory = make_cpu()
+    if cpu.clock_mode != "native":
+        pytest.skip("the exact stepping belongs to the native block clock")
+    long_mode(cpu, memory, {})
+    high_pdpt = 0x14000
+    memory.write(PML4 + 511 * 8, struct.pack("<Q", high_pdpt | P | RW))
+    memory.write(high_pdpt + 510 * 8, struct.pack("<Q", PD | P | RW))
+    base = 0xFFFF_FFFF_8000_0000
+    body = "\n".join(["    rol ecx, 13", "    add eax, ecx", "    xor edx, eax"] * 100)
+    code = assemble(f"""
+bits 64
+org {base + CODE:#x}
+    xor eax, eax
+    xor ecx, ecx
+.loop:
+{body}
+    inc rbx
+    jmp .loop
+""", tmp_path)
+    memory.write(CODE, code)
+    cpu.set_reg("rip", base + CODE)
+    cpu.set_reg("rbx", 0)
+    steps = [0]
+    original = cpu_module.Cpu._step_partial_block
+
+    def counted(self: Cpu) -> int:
+        steps[0] += 1
+        assert steps[0] < 1000, "the stepped block never runs"
+        return original(self)
+
+    monkeypatch.setattr(cpu_module.Cpu, "_step_partial_block", counted)
+    for n in range(1, 40):
+        result = cpu.run(37)
+        assert result.reason is StopReason.INSTRUCTION_LIMIT
+        assert result.instructions == 37 and cpu.clock.instructions == 37 * n
+    assert cpu.reg("rbx") >= 4          # the loop went round (302 instructions a turn)
+    assert steps[0] >= 30

@@ -5,7 +5,8 @@ guest memory:
 
 1. **PCI**: gives the PIIX3 IDE function's BAR 4 the bus-master base
    (:data:`~emu.firmware.ata.BM_BASE`) and sets its command register's I/O and
-   bus-master bits (PCI Local Bus 3.0 §6.2.2, §6.2.5; PIIX3 datasheet §2.3), through
+   bus-master bits and the IDE decode enable of both channels' IDETIM (PCI Local Bus
+   3.0 §6.2.2, §6.2.5; PIIX3 datasheet §2.3), through
    configuration mechanism #1 at CF8h/CFCh as any BIOS's PCI enumeration does;
 2. **the drive**: probes both IDE channels, waits for a DVD drive to be ready, reads the
    El Torito boot record and catalog and loads the boot image
@@ -37,6 +38,11 @@ PIIX3_IDE = (0, 1, 1)
 """Bus 0, device 1, function 1: the IDE function of the PIIX3."""
 PCI_COMMAND, PCI_BAR4 = 0x04, 0x20
 CMD_IO, CMD_BUS_MASTER = 0x01, 0x04
+PIIX_IDETIM = 0x40
+"""IDE timing registers: 40h primary, 42h secondary (PIIX3 datasheet §2.3)."""
+IDETIM_DECODE_ENABLE = 0x8000
+"""IDETIM bit 15, IDE Decode Enable: 0 after reset, set by the BIOS for each channel it
+uses.  Linux's ``ata_piix`` reads it and silently ignores a channel where it is clear."""
 _DEVICE_FIELDS = ("bus", "device", "model", "serial", "firmware", "device_type", "removable")
 """The probed drive's fields a saved state keeps (with its IDENTIFY data)."""
 
@@ -74,6 +80,8 @@ class BuiltinFirmware:
         pci_config_write(ports, PIIX3_IDE, PCI_BAR4, BM_BASE | 1)
         command = pci_config_read(ports, PIIX3_IDE, PCI_COMMAND) & 0xFFFF
         pci_config_write(ports, PIIX3_IDE, PCI_COMMAND, command | CMD_IO | CMD_BUS_MASTER)
+        pci_config_write(ports, PIIX3_IDE, PIIX_IDETIM,  # both channels' legacy decode on
+                         IDETIM_DECODE_ENABLE << 16 | IDETIM_DECODE_ENABLE)
         use_dma = self.use_dma and session.options.transfer != "pio"
         self.driver = driver = AtaHostDriver(ports, board.memory, use_dma=use_dma)
         self.screen = Screen(board.memory.data, before_change=session.screen_changed)

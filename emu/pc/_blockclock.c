@@ -107,8 +107,10 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
     if (st->resume_end != 0) {
         uint64_t end = st->resume_end;
         st->resume_end = 0;
-        if (address == st->resume_pc && address + size == end) {
-            /* The tail of a block already charged (or counted by the caller). */
+        if (address == st->resume_pc && size > 0 && address + size <= end) {
+            /* The tail of a block already charged (or counted by the caller).  It may
+             * come back shorter than it was: the engine cuts a block translated with a
+             * code hook (the caller's stepping) where the hook calls fill its op buffer. */
             st->last_pc = address;
             st->last_end = end;
             return;

@@ -108,6 +108,9 @@ CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
 FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
 
+MSR_TSC_AUX = 0xC000_0103
+"""IA32_TSC_AUX: what RDTSCP loads into ECX (SDM vol 4, table 2-2)."""
+
 MAX_SLICE = 2_000_000
 """Longest run between two visits of the run loop (a ``count=`` slice, or a native
 budget); bounds the latency of an IRQ that a device raised during a run."""
@@ -186,8 +189,8 @@ class Cpu:
         self._window_hook: int | None = None
         self._window_shadow = False
         self._window_stopped = False
-        self._tsc_hook: int | None = None
-        self._tsc_callback: object = None
+        self._tsc_hooks: list[int] = []
+        self._tsc_callbacks: list[object] = []
         self.string_fast_path = True
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
@@ -445,16 +448,19 @@ class Cpu:
 
     # -- time stamp counter ---------------------------------------------------------
     def use_virtual_tsc(self) -> None:
-        """Make RDTSC read the virtual clock (one tick per instruction) instead of host time.
+        """Make RDTSC and RDTSCP read the virtual clock (one tick per instruction).
 
-        Unicorn's RDTSC counts host nanoseconds, so firmware that calibrates the TSC
-        against the 8254 (SeaBIOS, GRUB) would see a different CPU speed on every
-        run and time out differently.  Each RDTSC also moves the clock on by one
-        microsecond, so a loop that only polls the TSC sees time pass inside a
-        slice.  The Python binding lists no RDTSC hook; the core has it, so the
-        hook is registered through the binding's own low-level entry.
+        Unicorn's RDTSC and RDTSCP count host nanoseconds, so firmware that calibrates
+        the TSC against the 8254 (SeaBIOS, GRUB) would see a different CPU speed on
+        every run, and a kernel reading both (Linux's ``rdtsc_ordered`` is RDTSCP when
+        CPUID says so, its ``sched_clock`` plain RDTSC) would see time jump between
+        two clocks.  Each read moves the clock on by one microsecond, so the TSC is
+        strictly increasing and a loop that only polls it sees time pass inside a
+        slice.  RDTSCP also loads ECX with IA32_TSC_AUX (SDM vol 2B, RDTSCP).  The
+        Python binding lists no hook for either; the core has them, so they are
+        registered through the binding's own low-level entry.
         """
-        if self._tsc_hook is not None:
+        if self._tsc_hooks:
             return
         import ctypes
 
@@ -464,17 +470,32 @@ class Cpu:
         clock = self.clock
         step = max(1, clock.ips // 1_000_000)
 
-        @uccallback(self.uc, intel.HOOK_INSN_CPUID_CFUNC)
-        def _rdtsc(_uc: object, _key: int) -> int:
+        def read_tsc(with_aux: bool) -> int:
             clock.nudge(step)
             tsc = clock.instructions
-            self.uc.reg_write_batch([(X.UC_X86_REG_EAX, tsc & 0xFFFF_FFFF),
-                                     (X.UC_X86_REG_EDX, (tsc >> 32) & 0xFFFF_FFFF)])
+            # The whole RAX/RDX/RCX: the instruction clears their top halves in 64-bit
+            # mode, and a write of EAX through Unicorn would keep them (Linux reads
+            # ``low | high << 32`` from the full registers).
+            regs = [(X.UC_X86_REG_RAX, tsc & 0xFFFF_FFFF),
+                    (X.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFF_FFFF)]
+            if with_aux:
+                regs.append((X.UC_X86_REG_RCX,
+                             self.uc.msr_read(MSR_TSC_AUX) & 0xFFFF_FFFF))
+            self.uc.reg_write_batch(regs)
             return 1  # the instruction is done
 
-        self._tsc_callback = _rdtsc
-        self._tsc_hook = self.uc._Uc__do_hook_add(  # type: ignore[attr-defined]
-            UC_HOOK_INSN, _rdtsc, 1, 0, ctypes.c_int(X.UC_X86_INS_RDTSC))
+        @uccallback(self.uc, intel.HOOK_INSN_CPUID_CFUNC)
+        def _rdtsc(_uc: object, _key: int) -> int:
+            return read_tsc(False)
+
+        @uccallback(self.uc, intel.HOOK_INSN_CPUID_CFUNC)
+        def _rdtscp(_uc: object, _key: int) -> int:
+            return read_tsc(True)
+
+        self._tsc_callbacks = [_rdtsc, _rdtscp]
+        for callback, insn in ((_rdtsc, X.UC_X86_INS_RDTSC), (_rdtscp, X.UC_X86_INS_RDTSCP)):
+            self._tsc_hooks.append(self.uc._Uc__do_hook_add(  # type: ignore[attr-defined]
+                UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(insn)))
 
     # -- port I/O -------------------------------------------------------------------
     def _hook_out(self, uc: Uc, port: int, size: int, value: int, _user: object) -> None:
@@ -771,8 +792,9 @@ class Cpu:
             self._sleeping = False
             self.idle_waits += 1
             deadline = self.clock.next_deadline()
-            self.clock.instructions = deadline if deadline is not None else (
-                self.clock.instructions + count)
+            # Never backwards: a TSC read inside the slice may have nudged past it.
+            self.clock.advance_to(deadline if deadline is not None else (
+                self.clock.instructions + count))
             return
         self._check_halt(count)
 
