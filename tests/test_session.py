@@ -426,3 +426,21 @@ got: db 0
     result = boot(iso, firmware, guest_timeout=20)
     assert result.status is ExitStatus.OK, result.message
     assert result.serial.startswith("Z000000C1!")
+
+
+def test_a_cpu_run_of_many_tiny_engine_runs_still_honours_the_wall_clock(monkeypatch):
+    # A guest the engine keeps stopping after a block or two (seen with Linux) must not
+    # keep Cpu.run from returning to the session's wall-clock check.
+    import emu.pc.cpu as cpu_module
+    from emu.pc.cpu import StopReason
+    from tests.test_cpu import make_cpu
+
+    monkeypatch.setattr(cpu_module, "MAX_SLICE", 2)
+    cpu, memory, _ = make_cpu()
+    memory.write(0x7C00, b"\x40\x40\xeb\xfc")  # inc ax; inc ax; jmp back
+    cpu.reset_real_mode(0, 0x7C00, ss=0, sp=0x7000)
+    cpu.wall_deadline = time.monotonic() - 1
+    started = time.monotonic()
+    outcome = cpu.run(10**12)
+    assert outcome.reason is StopReason.WALL_CLOCK
+    assert time.monotonic() - started < 1.0

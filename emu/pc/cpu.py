@@ -58,6 +58,7 @@ practically never does.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -131,6 +132,8 @@ class StopReason(Enum):
     STOPPED = "stopped"
     """A hook asked to stop (:meth:`Cpu.request_stop`)."""
     INSTRUCTION_LIMIT = "instruction limit"
+    WALL_CLOCK = "wall clock"
+    """The caller's :attr:`Cpu.wall_deadline` passed while the run was still going."""
     IDLE = "idle"
     """``hlt`` with interrupts enabled and no timer or event left to wake it."""
 
@@ -195,6 +198,9 @@ class Cpu:
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
         self.halted = False
+        self.wall_deadline: float | None = None
+        """Host ``time.monotonic()`` at which :meth:`run` returns (checked between engine
+        runs; never used to preempt the engine: pitfall 2)."""
         self.idle_waits = 0
         """How often the CPU waited for an interrupt (``hlt`` with IF set, or a BIOS wait):
         a session reads it to tell a guest that waits from one that computes."""
@@ -650,7 +656,14 @@ class Cpu:
         start = clock.instructions
         limit = None if max_instructions is None else start + max_instructions
         self._stop_reason = None
+        spins = 0
         while True:
+            spins += 1
+            if not spins & 0xFF and self.wall_deadline is not None and (
+                    time.monotonic() >= self.wall_deadline):
+                # Engine runs this short (a guest the engine keeps stopping) must not
+                # keep the caller from its wall-clock limit.
+                return RunResult(StopReason.WALL_CLOCK, clock.instructions - start)
             clock.fire_due()
             try:
                 self._inject_irq()

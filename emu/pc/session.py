@@ -450,6 +450,7 @@ class Session:
             by_time = clock.to_instructions(opts.guest_timeout)
             limit = by_time if limit is None else min(limit, by_time)
         wall_deadline = None if opts.timeout is None else started + opts.timeout
+        cpu.wall_deadline = wall_deadline
         while True:
             chunk = RUN_CHUNK
             if limit is not None:
