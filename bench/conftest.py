@@ -10,6 +10,7 @@ printed after pytest-benchmark's own tables.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
         tr.write_line(f"{group:<28} {emu * 1e6:9.1f}µs {base} {ratio}  {TARGETS.get(group, '')}")
     for group in sorted(EXTRA):
         tr.write_line(f"{group}: {EXTRA[group]}")
+
+
+@pytest.fixture(scope="session")
+def isolinux_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ISOLINUX disc the tests boot (images/loaders.py), built once for the benchmarks."""
+    from images.loaders import LoaderUnavailable, build_isolinux_iso
+
+    try:
+        return build_isolinux_iso(tmp_path_factory.mktemp("isolinux-bench") / "isolinux.iso")
+    except LoaderUnavailable as exc:
+        pytest.skip(str(exc))

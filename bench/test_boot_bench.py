@@ -9,35 +9,14 @@ guest that took another path.  Run:
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from emu.boot import BootOptions, ExitStatus, run_boot
 
-ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
-LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 GRUB_RESCUE_ISO = Path("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")
 
-
-@pytest.fixture(scope="module")
-def isolinux_iso(tmp_path_factory):
-    xorriso = shutil.which("xorriso")
-    if xorriso is None or not ISOLINUX_BIN.exists() or not LDLINUX.exists():
-        pytest.skip("xorriso, isolinux and syslinux-common are needed")
-    root = tmp_path_factory.mktemp("isolinux-bench")
-    (root / "isolinux").mkdir()
-    shutil.copy(ISOLINUX_BIN, root / "isolinux")
-    shutil.copy(LDLINUX, root / "isolinux")
-    (root / "isolinux" / "isolinux.cfg").write_text("SAY benchmark\nPROMPT 1\n")
-    iso = root.parent / "isolinux-bench.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso),
-                    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", str(root)],
-                   check=True, capture_output=True)
-    return iso
 
 
 def _bench_boot(benchmark, options: BootOptions, rounds: int) -> None:

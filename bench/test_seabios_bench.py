@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-from bench.test_boot_bench import isolinux_iso  # noqa: F401 - module fixture
 from emu.boot import BootOptions, ExitStatus, run_boot
 from emu.firmware.seabios import SEABIOS_BIN
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(not SEABIOS_BIN.exists(), reason="seabios is not
 
 
 @pytest.mark.parametrize("firmware", ["builtin", "seabios"])
-def test_process_start_to_isolinux_prompt(benchmark, isolinux_iso, firmware):  # noqa: F811
+def test_process_start_to_isolinux_prompt(benchmark, isolinux_iso, firmware):
     benchmark.group = "process start to ISOLINUX boot:"
 
     def one() -> None:
@@ -35,7 +34,7 @@ def test_process_start_to_isolinux_prompt(benchmark, isolinux_iso, firmware):  #
 
 
 @pytest.mark.parametrize("firmware", ["builtin", "seabios"])
-def test_boot_to_isolinux_prompt_in_process(benchmark, isolinux_iso, firmware):  # noqa: F811
+def test_boot_to_isolinux_prompt_in_process(benchmark, isolinux_iso, firmware):
     benchmark.group = "power-on to ISOLINUX boot: (in process)"
     results = []
 

@@ -18,7 +18,6 @@ Run: ``.venv/bin/python -m pytest bench/test_speed.py -p no:randomly -s``.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -34,28 +33,10 @@ from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
 
 EMU = Path(sys.executable).with_name("emu")
-ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
-LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 GRUB_RESCUE_ISO = Path("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")
 IPXE_ISO = Path("/usr/lib/ipxe/ipxe.iso")
 ROUNDS = 3
 
-
-@pytest.fixture(scope="module")
-def isolinux_iso(tmp_path_factory):
-    if shutil.which("xorriso") is None or not ISOLINUX_BIN.exists() or not LDLINUX.exists():
-        pytest.skip("xorriso, isolinux and syslinux-common are needed")
-    root = tmp_path_factory.mktemp("isolinux-speed")
-    (root / "isolinux").mkdir()
-    shutil.copy(ISOLINUX_BIN, root / "isolinux")
-    shutil.copy(LDLINUX, root / "isolinux")
-    (root / "isolinux" / "isolinux.cfg").write_text("SAY speed benchmark\nPROMPT 1\n")
-    iso = root.parent / "isolinux-speed.iso"
-    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso),
-                    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
-                    "-boot-load-size", "4", "-boot-info-table", str(root)],
-                   check=True, capture_output=True)
-    return iso
 
 
 def _emu_boot(iso: Path, until: str, firmware: str) -> float:

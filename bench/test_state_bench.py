@@ -16,20 +16,12 @@ import pytest
 
 from emu.boot import BootOptions, ExitStatus, boot_session, restore_session
 from emu.firmware.seabios import SEABIOS_BIN
-from images.loaders import LoaderUnavailable, build_isolinux_iso
 
 KEYS = "ls.c32 /\r/hello.bs\r"
 CHAIN = "CHAINLOADED"
 FIRMWARES = ["builtin", pytest.param("seabios", marks=pytest.mark.skipif(
     not SEABIOS_BIN.exists(), reason="Debian's seabios package is not installed"))]
 
-
-@pytest.fixture(scope="module")
-def isolinux_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return build_isolinux_iso(tmp_path_factory.mktemp("state-bench") / "isolinux.iso")
-    except LoaderUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def _boot(iso: Path, firmware: str, keys: str) -> None:
