@@ -25,8 +25,9 @@ rules are the same whatever firmware runs:
 alone: the guest must be *asking* (polling the keyboard with nothing there, or halting
 with interrupts on while nothing is pending) and nothing must be happening (no drive
 command, no screen change, no serial or debug-console output) for
-:data:`QUIET_SECONDS` of guest time, with :data:`ASKS_BEFORE_WAITING` keyboard polls or
-waits in that quiet time (or :data:`POLLS_BEFORE_WAITING` polls, however short); a guest
+:data:`QUIET_SECONDS` of guest time with :data:`ASKS_BEFORE_WAITING` keyboard polls in
+it, or :data:`HALT_QUIET_SECONDS` with as many halts (an OS idles in ``hlt`` between
+timer events) (or :data:`POLLS_BEFORE_WAITING` polls, however short); a guest
 that blocks in a keyboard read nobody will answer waits at once.  A guest that computes
 (a decompressor, a memory test) is never "waiting".
 
@@ -64,6 +65,10 @@ SCRAPE_US = 2_000
 QUIET_SECONDS = 1.0
 """Guest seconds without disk, screen or serial activity that, with the guest asking for
 input all along, mean it waits for input."""
+HALT_QUIET_SECONDS = 30.0
+"""Guest seconds of quiet that a guest asking only by halting (no keyboard polls) needs:
+an operating system idles in ``hlt`` between timer events while it waits for a device or
+a delay, so halts alone mean "waiting for input" only after a long silence."""
 ASKS_BEFORE_WAITING = 10
 """Keyboard polls or interrupt waits in the quiet time that mean the guest is asking..."""
 POLLS_BEFORE_WAITING = 2000
@@ -245,6 +250,7 @@ class Session:
         self.deadline: int | None = None
         self._scrape_period = max(1, self.clock.ips * SCRAPE_US // 1_000_000)
         self._quiet_limit = self.clock.to_instructions(QUIET_SECONDS)
+        self._halt_quiet_limit = self.clock.to_instructions(HALT_QUIET_SECONDS)
         self.deadline = self.clock.instructions + self._scrape_period
         self.clock.add_timer(self)
         # Stop requests and the waiting-for-input rule.
@@ -334,10 +340,12 @@ class Session:
             self._asking = 0
             self._waits_seen = self.cpu.idle_waits
             return
-        asking = self._asking + self.cpu.idle_waits - self._waits_seen
+        polls = self._asking
+        waits = self.cpu.idle_waits - self._waits_seen
         quiet = now - self._quiet_since
-        if (asking >= ASKS_BEFORE_WAITING and quiet >= self._quiet_limit) or (
-                asking >= POLLS_BEFORE_WAITING):
+        if (polls >= ASKS_BEFORE_WAITING and quiet >= self._quiet_limit) or (
+                polls >= POLLS_BEFORE_WAITING) or (
+                waits >= ASKS_BEFORE_WAITING and quiet >= self._halt_quiet_limit):
             self.request_stop(None, "the guest waits for keyboard input")
 
     # -- saved state (emu/pc/state.py, docs/state.md) -------------------------------------
