@@ -17,6 +17,7 @@ heavy: the CLI builds its arguments with it before numpy loads.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 
@@ -67,6 +68,8 @@ def parse_float(text: str, what: str, low: float) -> float:
         raise ValueError(f"{what} {text!r} is not a number") from None
     if not value > low:
         raise ValueError(f"{what} {text} must be greater than {low:g}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {text} must be a finite number")
     return value
 
 

@@ -25,13 +25,12 @@ for _blas in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402 - after the BLAS settings on purpose
 import importlib  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from emu.tools.args import MAX_LBA, location, parse_int  # noqa: E402 - no numpy in it
+from emu.tools.args import MAX_LBA, location, parse_int, positive_float  # noqa: E402
 from images import SAMPLE_ISO  # noqa: E402
 
 if TYPE_CHECKING:
@@ -300,19 +299,6 @@ def _segment_text(segment: int) -> str:
     return f"{segment:#06x}" if segment else "0x0000 (default 0x07c0)"
 
 
-def _positive_float(text: str) -> float:
-    """A number of seconds greater than zero, for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text}")
-    return value
-
-
 def _memory_size(text: str) -> int:
     """A RAM size such as 512M or 2G, for argparse."""
     from emu.pc.board import BoardError, parse_memory_size
@@ -356,10 +342,10 @@ def boot_arguments(p: argparse.ArgumentParser) -> None:
                         "(escapes \\r \\t \\b \\e \\xNN, {up} {down} {f1} ...)")
     p.add_argument("--until", metavar="TEXT",
                    help="stop as soon as the guest prints TEXT (screen or serial)")
-    p.add_argument("--timeout", "--wall-timeout", type=_positive_float, metavar="S",
+    p.add_argument("--timeout", "--wall-timeout", type=positive_float, metavar="S",
                    help=f"stop after S seconds of wall-clock time "
                         f"(default {DEFAULT_TIMEOUT:g}; none when interactive)")
-    p.add_argument("--guest-timeout", type=_positive_float, metavar="S",
+    p.add_argument("--guest-timeout", type=positive_float, metavar="S",
                    help="stop after S seconds of guest (virtual) time: the same instruction "
                         "every run")
     p.add_argument("--memory", type=_memory_size, default=DEFAULT_MEMORY, metavar="SIZE",
