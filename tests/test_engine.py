@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import pytest
 from unicorn import (
     UC_ARCH_X86,
@@ -21,7 +22,7 @@ from unicorn import (
 from unicorn import x86_const as X
 
 from emu.pc.cpu import Cpu, StopReason
-from emu.pc.engine import CS, ES, Engine, RegisterBatch, new_engine, probe_layout
+from emu.pc.engine import CS, ES, CodeCache, Engine, RegisterBatch, new_engine, probe_layout
 from emu.pc.memory import GuestMemory
 from emu.pc.ports import PortBus
 
@@ -170,6 +171,63 @@ def test_emu_start_until_is_translated_unless_exits_are_on():
     uc.emu_start(0x5000, 0x4000, 0, 1)
     assert seen == [14]
     assert engine.segment(CS).selector == 0
+
+
+def aliased_engine() -> tuple[Uc, np.ndarray]:
+    """32-bit paging over host RAM (a numpy array, as the PC maps it) where linear 9000h
+    is physical A000h, linear A000h is physical 9000h and 4000h is not present."""
+    ram = np.zeros(0x10000, dtype=np.uint8)
+    uc = new_engine()
+    uc.mem_map_ptr(0, ram.size, 7, ram.ctypes.data)
+    ram[0x1000:0x1004] = np.frombuffer(struct.pack("<I", 0x2000 | 3), np.uint8)
+    table = np.frombuffer(bytearray(4096), np.uint32).copy()
+    table[:16] = np.arange(16, dtype=np.uint32) << 12 | 3
+    table[4], table[9], table[10] = 0, 0xA000 | 3, 0x9000 | 3
+    ram[0x2000:0x3000] = table.view(np.uint8)
+    uc.reg_write(X.UC_X86_REG_CR3, 0x1000)
+    uc.reg_write(X.UC_X86_REG_CR0, 0x8001_0011)
+    return uc, ram
+
+
+def test_remove_cache_is_linear_and_faults_where_nothing_is_mapped():
+    """What Linux found: dropping code for a physical range the host wrote (its DMA into
+    the page cache) with ``ctl_remove_cache`` looks the address up as a linear one."""
+    seen: list[int] = []
+    uc, ram = aliased_engine()
+    engine = Engine(uc)
+    uc.hook_add(UC_HOOK_INTR, lambda e, intno, _: (seen.append(intno), e.emu_stop()))
+    ram[0x5000:0x5005] = np.frombuffer(bytes.fromhex("a100400000"), np.uint8)  # mov eax,[4000h]
+    uc.ctl_remove_cache(0x4000, 0x4010)                       # unmapped: a hidden #PF
+    assert engine.remembered_exception() == 14
+    uc.emu_start(0x5000, 0, 0, 1)
+    assert seen == [8]                                        # the guest's own #PF is a #DF
+    engine.forget_exception()
+    seen.clear()
+    code = CodeCache(uc, engine)
+    assert code.native
+    code.drop_host(ram.ctypes.data + 0x4000, 16, 0x4000)      # by RAM address: no lookup
+    code.drop_linear(0x4000, 0x4010)                          # linear, remembered vector kept
+    assert engine.remembered_exception() == -1
+    uc.emu_start(0x5000, 0, 0, 1)
+    assert seen == [14]
+
+
+@pytest.mark.parametrize("how", ["linear", "ram"])
+def test_host_writes_drop_code_by_where_it_is_in_ram(how: str):
+    """Code at physical 9000h runs at linear A000h: a host write at physical 9000h must
+    drop it.  ``ctl_remove_cache(9000h)`` drops linear 9000h (physical A000h) instead."""
+    uc, ram = aliased_engine()
+    code = CodeCache(uc, Engine(uc))
+    ram[0x9000:0x9006] = np.frombuffer(bytes.fromhex("b801000000f4"), np.uint8)  # mov eax,1; hlt
+    uc.emu_start(0xA000, 0, 0, 0)
+    assert uc.reg_read(X.UC_X86_REG_EAX) == 1
+    ram[0x9001] = 2                                           # the host rewrites the code
+    if how == "linear":
+        uc.ctl_remove_cache(0x9000, 0x9006)
+    else:
+        code.drop_host(ram.ctypes.data + 0x9000, 6, 0x9000)
+    uc.emu_start(0xA000, 0, 0, 0)
+    assert uc.reg_read(X.UC_X86_REG_EAX) == (1 if how == "linear" else 2)
 
 
 def test_register_batch_matches_the_binding_for_every_width():

@@ -199,8 +199,6 @@ struct bc_tlb {
     uint64_t last_vaddr;   /* the last fill (diagnostics) */
     int last_type;
     uint8_t *code_pages;   /* 1 bit per 4 KiB page of the 32-bit space: code was fetched */
-    uint32_t host_lookup;  /* 1 while the host drops translations (ctl_remove_cache asks
-                              the TLB for the page: no code runs, the page is not marked) */
 };
 
 #define BC_PROT_READ 1
@@ -229,7 +227,7 @@ bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *e
      * plus an offset can carry past bit 31 in the engine's 64-bit arithmetic). */
     entry->paddr = vaddr & 0xFFFFF000u;
     uint32_t page = (uint32_t)(entry->paddr >> 12);
-    if (type == BC_MEM_FETCH && !t->host_lookup)
+    if (type == BC_MEM_FETCH)
         t->code_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
     /* A page that ever held fetched code keeps executable entries (the engine's slow,
      * self-modifying-code-safe store path): Unicorn 2.1.4 marks a data-only entry dirty

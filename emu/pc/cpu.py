@@ -33,8 +33,10 @@ is ours.  Each piece below answers one of the pitfalls recorded in
 * **Host writes invalidate translated code** (pitfall 4).  Guest RAM is the
   machine's numpy array mapped with ``mem_map_ptr`` (shared, never copied), so
   a device or the BIOS writing it from Python bypasses Unicorn's dirty-page
-  tracking; the CPU listens to :attr:`GuestMemory.write_listeners` and calls
-  ``ctl_remove_cache`` for every written range.
+  tracking; the CPU listens to :attr:`GuestMemory.write_listeners` and drops the
+  translated code of every written range by its RAM address
+  (:class:`~emu.pc.engine.CodeCache`: right with paging on, where a physical
+  range is not a linear one).
 
 Port I/O goes to the :class:`PortBus` through ``UC_HOOK_INSN`` (IN/OUT).  On
 unicorn 2.1.4 the IN hook runs *before* the store of a string input, with EIP
@@ -92,6 +94,7 @@ from emu.pc.engine import (
     SEGMENT_REGS,
     SS,
     UC_SEGMENT,
+    CodeCache,
     Engine,
     Segment,
     new_engine,
@@ -167,9 +170,11 @@ class Cpu:
         self.memory = memory
         self.ports = ports
         self.ram = memory.data
+        self._ram_address: int = self.ram.ctypes.data
         self.clock = VirtualClock(ips)
         self.uc = new_engine()
         self.engine = Engine(self.uc)
+        self.code = CodeCache(self.uc, self.engine)
         self.delivery = Delivery(self.uc, memory, self.engine, ram_ranges)
         # Shared, not copied: Unicorn's TLB points into the numpy buffer.  RAM above the
         # PCI hole is the array's tail mapped from 4 GiB up (``ram_ranges``).
@@ -302,7 +307,7 @@ class Cpu:
         assert address is not None
         ctypes.memmove(address + len(raw) - size, data, size - CONTEXT_HOST_TAIL)
         self.uc.context_restore(context)
-        self.uc.ctl_flush_tb()
+        self.flush_code()
 
     # -- state ----------------------------------------------------------------------
     def reset_real_mode(self, cs: int, ip: int, ss: int = 0, sp: int = 0x7C00) -> None:
@@ -350,11 +355,20 @@ class Cpu:
         return f"{uc.reg_read(X.UC_X86_REG_CS):04X}:{uc.reg_read(X.UC_X86_REG_RIP):08X}"
 
     def invalidate(self, start: int, end: int) -> None:
-        """Drop translated code for guest RAM ``[start, end)`` (pitfall 4)."""
-        if self.tlb is not None:
-            self.tlb.remove_cache(start, end)
-        else:
-            self.uc.ctl_remove_cache(start, end)
+        """The host wrote RAM ``[start, end)`` (offsets in the RAM array, which are
+        physical addresses below :attr:`GuestMemory.phys_limit`): drop the translated
+        code made from it (pitfall 4)."""
+        if end > start:
+            self.code.drop_host(self._ram_address + start, end - start, start)
+
+    def flush_code(self) -> None:
+        """Drop every translated block (all of RAM was replaced)."""
+        self.uc.ctl_flush_tb()
+
+    def retranslate(self, start: int, end: int) -> None:
+        """Drop translated code at *linear* ``[start, end)`` so it is translated again
+        (with a code hook added or removed since)."""
+        self.code.drop_linear(start, end)
 
     def write_ram(self, address: int, data: bytes) -> None:
         """A host-side write into RAM, with translated code dropped for the range."""
@@ -631,7 +645,7 @@ class Cpu:
         # Code translated before a code hook existed has no call to it (and code
         # translated while it existed keeps calling it): retranslate the range.  The
         # count clock hid this, its own code hook putting a call on every instruction.
-        self.invalidate(start, end)
+        self.retranslate(start, end)
 
     def _hook_window(self, uc: Uc, address: int, size: int, _user: object) -> None:
         # Interrupts are recognised after the instruction that follows STI, MOV SS
@@ -775,7 +789,7 @@ class Cpu:
 
         uc = self.uc
         hook = uc.hook_add(UC_HOOK_CODE, count, None, start, end - 1)
-        self.invalidate(start, end)  # translate the block again, with the hook
+        self.retranslate(start, end)  # translate the block again, with the hook
         block_clock.skip_first_block(start, end)
         block_clock.arm(state.executed)  # leaving the block ends the run too
         try:
@@ -783,7 +797,7 @@ class Cpu:
         finally:
             by_budget = block_clock.disarm()
             uc.hook_del(hook)
-            self.invalidate(start, end)
+            self.retranslate(start, end)
             state.resume_end = 0
             self.clock.nudge(stepped[0])
         return 1 if stepped[1] or by_budget else 0

@@ -37,6 +37,19 @@ Every fact below was measured on unicorn 2.1.4 and has a regression test in
   came from ``INT n``; :meth:`Engine.load_segments` with ``forget_exception``
   clears the remembered vector, so consecutive faults arrive as themselves.
   The double/triple-fault rules are then the glue's (``emu/pc/delivery.py``).
+* **``ctl_remove_cache`` takes a linear address and can fault.**  It looks its
+  start up as an instruction fetch through the guest's page tables; with paging
+  on, a physical range the host just wrote (a bus-master DMA into a page cache)
+  is the wrong address, and where nothing is mapped the lookup raises a ``#PF``
+  that no hook sees and that is remembered as above.  Found by Linux 6.1: its
+  first DMA reads left the remembered vector at ``#DF``, after which every page
+  fault (a user process's copy-on-write) stopped the engine without a word.
+  :class:`CodeCache` therefore drops code for host writes by the RAM's own
+  address (the engine's ``ram_addr``, from the host pointer), page by page,
+  through two functions libunicorn exports (``qemu_ram_addr_from_host`` and
+  ``tb_invalidate_phys_page_range``, ``_x86_64`` builds) — what QEMU's own DMA
+  writes do; and :meth:`CodeCache.drop_linear` (a code hook's range) puts the
+  remembered vector back after the lookup.
 
 No offset inside the context is a constant: :func:`probe_layout` finds each
 field once per process with probe runs in a scratch engine (a segment load, a
@@ -285,6 +298,69 @@ class RegisterBatch:
             raise UcError(status)
 
 
+class CodeCache:
+    """Translated code dropped for guest memory that changed behind the engine's back.
+
+    Guest stores are tracked by the engine itself; a write from the host (a device's
+    DMA, the built-in BIOS, a restored snapshot) is not (booting-on-unicorn.md, pitfall
+    4), so the writer must say which bytes changed.  :meth:`drop_host` does it by where
+    the bytes are, the way QEMU's own DMA path invalidates a physical range, so it is
+    right with paging on or off.  Without the two exported functions (another Unicorn
+    build) it falls back to ``ctl_remove_cache`` with paging off and to flushing every
+    translated block with paging on (correct, slower).
+    """
+
+    PAGE = 0x1000
+
+    def __init__(self, uc: Uc, engine: Engine) -> None:
+        self.uc = uc
+        self.engine = engine
+        self._handle = uc._uch  # type: ignore[attr-defined]
+        try:
+            from_host = uclib.qemu_ram_addr_from_host_x86_64
+            drop_page = uclib.tb_invalidate_phys_page_range_x86_64
+        except AttributeError:
+            self.native = False
+            return
+        from_host.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+        from_host.restype = ctypes.c_uint64
+        drop_page.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+        drop_page.restype = None
+        self._from_host = from_host
+        self._drop_page = drop_page
+        self.native = True
+        """Dropping by RAM address is available (the pinned Unicorn build exports it)."""
+
+    def drop_host(self, host: int, length: int, physical: int) -> None:
+        """The host wrote ``length`` bytes at host address ``host`` (guest physical
+        ``physical``): drop every translated block that overlaps them."""
+        if length <= 0:
+            return
+        if not self.native:
+            if self.uc.reg_read(X.UC_X86_REG_CR0) & 0x8000_0000:  # CR0.PG
+                self.uc.ctl_flush_tb()
+            else:
+                self.drop_linear(physical, physical + length)
+            return
+        page = self.PAGE
+        while length > 0:
+            ram = self._from_host(self._handle, host)
+            if ram == (1 << 64) - 1:
+                return  # not the engine's RAM: nothing can be translated from it
+            step = min(length, page - (ram & (page - 1)))
+            self._drop_page(self._handle, ram, ram + step)
+            host += step
+            length -= step
+
+    def drop_linear(self, start: int, end: int) -> None:
+        """``ctl_remove_cache`` for linear ``[start, end)`` (code about to run under a new
+        hook), leaving the engine's remembered exception as it was."""
+        old = self.engine.remembered_exception()
+        self.uc.ctl_remove_cache(start, end)
+        if self.engine.remembered_exception() != old:
+            self.engine.forget_exception(old)
+
+
 class Engine:
     """The state access :class:`~emu.pc.cpu.Cpu` needs beyond Unicorn's register API."""
 
@@ -342,10 +418,15 @@ class Engine:
             self._field(ctypes.c_int32, layout.old_exception).value = -1
         uc.context_restore(self._ctx)
 
-    def forget_exception(self) -> None:
-        """Clear the remembered exception only."""
+    def remembered_exception(self) -> int:
+        """The exception vector the engine remembers (-1: none)."""
         self.uc.context_update(self._ctx)
-        self._field(ctypes.c_int32, self.layout.old_exception).value = -1
+        return int(self._field(ctypes.c_int32, self.layout.old_exception).value)
+
+    def forget_exception(self, value: int = -1) -> None:
+        """Clear the remembered exception only (or put ``value`` back)."""
+        self.uc.context_update(self._ctx)
+        self._field(ctypes.c_int32, self.layout.old_exception).value = value
         self.uc.context_restore(self._ctx)
 
     def _mode_bits(self, hflags: int, ss_loaded: bool) -> int:

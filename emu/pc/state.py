@@ -337,8 +337,7 @@ def _load_ram(board: Any, snap: Snapshot) -> None:
     dirty[index] = False
     pages_now[dirty] = 0
     pages_now[index] = snap.ram_pages
-    for base, length in board.memory_map.ram_ranges():
-        board.cpu.invalidate(base, base + length)
+    board.cpu.flush_code()
 
 
 # -- the file --------------------------------------------------------------------------------

@@ -58,7 +58,6 @@ class TlbState(ctypes.Structure):
         ("last_vaddr", ctypes.c_uint64),
         ("last_type", ctypes.c_int),
         ("code_pages", ctypes.c_void_p),
-        ("host_lookup", ctypes.c_uint32),
     )
 
 
@@ -95,15 +94,6 @@ class NativeTlb:
             raise RuntimeError(f"uc_hook_add for the TLB fill failed ({status})")
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self.virtual = True
-
-    def remove_cache(self, start: int, end: int) -> None:
-        """``ctl_remove_cache`` for the host: the engine looks the page up as a fetch, which
-        must not mark it as a code page (only code the guest runs does)."""
-        self.state.host_lookup = 1
-        try:
-            self.uc.ctl_remove_cache(start, end)  # type: ignore[attr-defined]
-        finally:
-            self.state.host_lookup = 0
 
     def switched_address(self) -> int:
         """Where ``switched`` lives (the block clock reads it: no paging while it is 0)."""
