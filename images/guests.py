@@ -129,7 +129,10 @@ last milestone before power-off) shows.  Memtest's own El Torito loader prints "
 Memtest86+..." long before memtest's screen, so the version banner is what is waited for."""
 
 MEDIA_WAIT_SECONDS = 300
-"""How long ``/init`` waits for the second disc before giving up (guest seconds)."""
+"""How long ``/init`` waits for the kernel's media-change event (guest seconds)."""
+REMOUNT_SECONDS = 30
+"""After the event (or without it), how long ``/init`` keeps trying to mount the second
+disc before it says the change was not seen (guest seconds)."""
 
 
 class GuestUnavailable(RuntimeError):
@@ -468,9 +471,11 @@ def init_script(modules: Iterable[str], *, media_change: bool) -> str:
 umount /mnt
 echo 2000 > /sys/module/block/parameters/events_dfl_poll_msecs
 uevent /bin/media-event &
+sleep 1  # the listener's netlink socket is bound before the host is told to swap
 mark 'media change: disc 1 unmounted, polling every 2000 ms, waiting for disc 2'
 end=$(($(date +%s) + {MEDIA_WAIT_SECONDS}))
 while [ ! -e /tmp/media-event ] && [ "$(date +%s)" -lt $end ]; do sleep 0.2; done
+end=$(($(date +%s) + {REMOUNT_SECONDS}))
 while [ "$(date +%s)" -lt $end ]; do
   if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
     if [ -e /mnt/{DISC2_MARKER} ]; then break; fi

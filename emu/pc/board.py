@@ -145,6 +145,7 @@ class PcBoard(Machine):
         self.cpu = cpu = Cpu(self.memory, self.ports, ips, self.memory_map.ram_ranges())
         self.clock = clock = cpu.clock
         cpu.use_virtual_tsc()  # calibration loops see the same CPU speed every run
+        cpu.use_deterministic_cpuid()  # no RDRAND: the same guest behaves the same
         self.reset_requests = 0
         self.on_reset: Callable[[str], None] | None = None
         """Called when the guest resets the machine (8042 pulse or port 92h)."""

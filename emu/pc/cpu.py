@@ -97,6 +97,7 @@ from emu.pc.engine import (
     CodeCache,
     Engine,
     Segment,
+    engine_cpuid,
     new_engine,
 )
 from emu.pc.memory import GuestMemory
@@ -111,6 +112,10 @@ __all__ = ["ERROR_CODE_VECTORS", "Cpu", "CpuFault", "Kind", "PageFault", "RunRes
 CR0_PE, CR0_ET, CR0_PG = 0x1, 0x10, 0x8000_0000
 FLAG_CF, FLAG_ZF, FLAG_TF, FLAG_IF, FLAG_DF = 0x1, 0x40, 0x100, 0x200, 0x400
 FLAG_NT, FLAG_RF, FLAG_VM, FLAG_AC = 0x4000, 0x1_0000, 0x2_0000, 0x4_0000
+
+CR4_OSXSAVE = 1 << 18
+CPUID1_ECX_OSXSAVE, CPUID1_ECX_RDRAND = 1 << 27, 1 << 30
+"""CPUID leaf 1 ECX feature bits (SDM vol 2A, CPUID, table 3-10)."""
 
 MSR_TSC_AUX = 0xC000_0103
 """IA32_TSC_AUX: what RDTSCP loads into ECX (SDM vol 4, table 2-2)."""
@@ -199,6 +204,8 @@ class Cpu:
         self._window_stopped = False
         self._tsc_hooks: list[int] = []
         self._tsc_callbacks: list[object] = []
+        self._cpuid_hook: int | None = None
+        self._cpuid_callback: object = None
         self.string_fast_path = True
         self.string_fast_path_count = 0
         """How many ``rep ins`` instructions moved their whole count in one copy."""
@@ -516,6 +523,43 @@ class Cpu:
         for callback, insn in ((_rdtsc, X.UC_X86_INS_RDTSC), (_rdtscp, X.UC_X86_INS_RDTSCP)):
             self._tsc_hooks.append(self.uc._Uc__do_hook_add(  # type: ignore[attr-defined]
                 UC_HOOK_INSN, callback, 1, 0, ctypes.c_int(insn)))
+
+    # -- CPUID ----------------------------------------------------------------------
+    def use_deterministic_cpuid(self) -> None:
+        """Hide RDRAND from CPUID (leaf 1, ECX bit 30; SDM vol 2A, CPUID).
+
+        The engine's CPU model reports RDRAND and executes it with the host's random
+        numbers, so a kernel that seeds from it (Linux: its random pool, stack canaries,
+        user-space address randomisation) runs differently on every boot, which breaks
+        the rule that guest time and guest behaviour are a pure function of the guest.
+        Leaf 1 is answered here from the engine's own answer with RDRAND cleared (and
+        OSXSAVE, bit 27, following CR4.OSXSAVE as the processor's does); every other leaf
+        is executed by the engine.  A guest that runs RDRAND without asking CPUID still
+        gets host randomness: the engine has no hook for it.
+        """
+        if self._cpuid_hook is not None:
+            return
+        import ctypes
+
+        from unicorn.unicorn_py3.arch import intel
+        from unicorn.unicorn_py3.unicorn import uccallback
+
+        eax, ebx, ecx, edx = engine_cpuid(1)
+        ecx &= ~(CPUID1_ECX_RDRAND | CPUID1_ECX_OSXSAVE)
+        uc = self.uc
+
+        @uccallback(uc, intel.HOOK_INSN_CPUID_CFUNC)
+        def _cpuid(_uc: object, _key: int) -> int:
+            if uc.reg_read(X.UC_X86_REG_EAX) & 0xFFFF_FFFF != 1:
+                return 0  # the engine answers
+            osxsave = CPUID1_ECX_OSXSAVE if uc.reg_read(X.UC_X86_REG_CR4) & CR4_OSXSAVE else 0
+            uc.reg_write_batch([(X.UC_X86_REG_RAX, eax), (X.UC_X86_REG_RBX, ebx),
+                                (X.UC_X86_REG_RCX, ecx | osxsave), (X.UC_X86_REG_RDX, edx)])
+            return 1  # the instruction is done
+
+        self._cpuid_callback = _cpuid
+        self._cpuid_hook = uc._Uc__do_hook_add(  # type: ignore[attr-defined]
+            UC_HOOK_INSN, _cpuid, 1, 0, ctypes.c_int(X.UC_X86_INS_CPUID))
 
     # -- port I/O -------------------------------------------------------------------
     def _hook_out(self, uc: Uc, port: int, size: int, value: int, _user: object) -> None:

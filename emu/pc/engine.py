@@ -150,6 +150,21 @@ def new_engine() -> Uc:
     return uc
 
 
+@cache
+def engine_cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
+    """What the engine's CPU model answers to CPUID ``leaf``/``subleaf`` in a fresh engine
+    (real mode, CR4 = 0): EAX, EBX, ECX, EDX."""
+    uc = new_engine()
+    uc.mem_map(0, 0x1000)
+    uc.mem_write(0, bytes.fromhex("0fa2f4"))  # cpuid; hlt
+    uc.reg_write(X.UC_X86_REG_EAX, leaf)
+    uc.reg_write(X.UC_X86_REG_ECX, subleaf)
+    uc.emu_start(0, 2)
+    regs = (X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX)
+    eax, ebx, ecx, edx = (uc.reg_read(r) & 0xFFFF_FFFF for r in regs)
+    return eax, ebx, ecx, edx
+
+
 def _ints(blob: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(blob) // 4}i", blob[: len(blob) // 4 * 4])
 
