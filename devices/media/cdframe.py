@@ -16,6 +16,7 @@ reductions over all P columns or Q diagonals of all sectors at once.
 from __future__ import annotations
 
 import binascii
+from functools import cache
 
 import numpy as np
 
@@ -36,8 +37,10 @@ the EDC is computed least significant bit first, from 0, with no final inversion
 and stored least significant byte first."""
 
 
+@cache
 def _edc_tables() -> np.ndarray:
-    """``T[p, v]``: the EDC contribution of byte value ``v`` at position ``p`` of 2064."""
+    """``T[p, v]``: the EDC contribution of byte value ``v`` at position ``p`` of 2064
+    (built at the first raw-sector read, not at import: 6 ms a boot does not need)."""
     byte_table = np.arange(256, dtype=np.uint32)
     for _ in range(8):
         byte_table = np.where(
@@ -52,13 +55,12 @@ def _edc_tables() -> np.ndarray:
     return tables
 
 
-_EDC_T = _edc_tables()
 _EDC_POS = np.arange(EDC_SPAN)
 
 
 def edc(frames: np.ndarray) -> np.ndarray:
     """EDC of bytes 0-2063 of each sector in ``frames`` (shape ``(n, >=2064)``), as uint32."""
-    contrib = _EDC_T[_EDC_POS, frames[:, :EDC_SPAN]]
+    contrib = _edc_tables()[_EDC_POS, frames[:, :EDC_SPAN]]
     return np.bitwise_xor.reduce(contrib, axis=1)
 
 

@@ -121,7 +121,6 @@ def cmd_boot(args: argparse.Namespace) -> int:
     from devices.trace import Tracer
     from emu.boot import DEFAULT_TIMEOUT, BootOptions
     from emu.firmware.seabios import TRANSFERS as SEABIOS_TRANSFERS
-    from emu.tools.matrix import DriveTraffic, write_boot_json
 
     def echo(text: str) -> None:
         sys.stdout.write(text)
@@ -139,7 +138,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
         print(f"emu: SeaBIOS reads the disc by {'/'.join(SEABIOS_TRANSFERS).upper()} only; "
               f"--transfer {args.transfer} applies to the built-in BIOS", file=sys.stderr)
         return EXIT_BAD_INPUT
-    traffic = DriveTraffic() if args.json_result else None
+    traffic = None
+    if args.json_result:
+        from emu.tools.matrix import DriveTraffic  # the matrix tool's record format
+
+        traffic = DriveTraffic()
     live = TerminalKeys() if args.interactive and sys.stdin.isatty() else None
     if live is not None:
         print("[emu] keys go to the guest; Ctrl-C stops the emulator", file=sys.stderr)
@@ -169,6 +172,8 @@ def cmd_boot(args: argparse.Namespace) -> int:
         if live is not None:
             live.close()
     if args.json_result:
+        from emu.tools.matrix import write_boot_json
+
         write_boot_json(args.json_result, result, options, traffic)
     if args.firmware == "seabios":
         if args.firmware_log:
