@@ -13,6 +13,7 @@ import pytest
 
 from emu import VirtualPC
 from emu.boot import ExitStatus
+from emu.tools.cli import main
 from images import SAMPLE_ISO
 from images.builders import build_patterned_iso
 from tests.test_session import FIRMWARES, boot_program
@@ -91,3 +92,36 @@ def swap_discs(session, dvd, other) -> None:
     # Every read reached the drive through the ports: the guest read a volume it was
     # never booted from.
     assert sample.drive_commands > back.drive_commands > first.drive_commands
+
+
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_emu_boot_swap_changes_the_disc_when_the_guest_prints_a_text(tmp_path, capsys,
+                                                                    firmware):
+    """``emu boot --swap TEXT=ISO``: the same change from the command line, at a text."""
+    boot_disc = boot_program(tmp_path, READ_LOOP, "reader")
+    other = build_patterned_iso(tmp_path / "other.iso", data_sectors=4, volume_id="OTHER")
+    status = main(["boot", str(boot_disc), "--firmware", firmware, "--no-interactive",
+                   "--serial-only", "--swap", f"00000000:P={other}", "--until", "00000000:O",
+                   "--timeout", "60"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"saw '00000000:P': the drive now holds {other}" in err
+    # The guest's own output (port E9h): the first volume, a failed read (the change
+    # reported by sense), then the new volume.
+    assert out.index("00000000:P") < out.index(":- ") < out.index("00000000:O"), out
+
+
+def test_emu_boot_swap_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["boot", "--swap", "no equals sign"])
+    assert "expected TEXT=ISO" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["boot", "--swap", f"text={tmp_path / 'missing.iso'}"])
+    assert "no such image file" in capsys.readouterr().err
+    bad = tmp_path / "bad.iso"
+    bad.write_bytes(b"not an ISO" * 300)
+    boot_disc = boot_program(tmp_path, READ_LOOP, "reader")
+    status = main(["boot", str(boot_disc), "--no-interactive", "--swap", f"00000000:P={bad}",
+                   "--timeout", "60"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--swap:" in err and "Traceback" not in err

@@ -446,6 +446,26 @@ class Session:
                 self.firmware.finish(result)
         return result
 
+    def change_disc(self, path: str | Path | None, drive: AtapiDrive | None = None) -> None:
+        """Swap the disc in ``drive`` (the first drive by default) between runs, as the
+        management API's ``release_image`` + ``attach_image`` do: a forced eject (the guest
+        sees the tray open: GESN media removal, NOT READY, INTRQ), then, with ``path``, the
+        image loaded (GESN new media, UNIT ATTENTION).  The new image is opened first: a
+        :class:`~devices.media.base.MediumError` (one line) leaves the old disc in place."""
+        from devices.media.iso import IsoImage
+
+        unit = drive or self.drive
+        if unit is None:
+            raise ValueError("this session has no DVD drive")
+        new = IsoImage(path) if path is not None else None
+        old = unit.remove_medium()
+        if old in self.media:
+            self.media.remove(old)
+            old.close()
+        if new is not None:
+            self.media.append(new)
+            unit.insert_medium(new)
+
     def close(self) -> None:
         for medium in self.media:
             medium.close()

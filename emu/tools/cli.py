@@ -27,6 +27,7 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
@@ -158,13 +159,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
         trace=None if traffic is None else Tracer(keep=False, sinks=[traffic]),
     )
     try:
-        if args.save is None and args.restore is None:
+        if args.save is None and args.restore is None and not args.swap:
             from emu.boot import run_boot  # looked up here: tests replace the boot loop
 
             _banner(args, iso)
             result = run_boot(options)
         else:
-            outcome = _run_with_state(args, options, iso, timeout)
+            outcome = _run_session(args, options, iso, timeout)
             if isinstance(outcome, int):
                 return outcome
             result = outcome
@@ -314,6 +315,16 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _swap(text: str) -> tuple[str, str]:
+    """``TEXT=ISO`` for ``--swap`` (split at the last ``=``), the image checked to exist."""
+    guest_text, sep, path = text.rpartition("=")
+    if not sep or not guest_text or not path:
+        raise argparse.ArgumentTypeError(f"expected TEXT=ISO, got {text!r}")
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no such image file: {path}")
+    return guest_text, path
+
+
 def _positive_int(text: str) -> int:
     """A whole number greater than zero, for argparse."""
     try:
@@ -376,6 +387,10 @@ def boot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json-result", metavar="FILE",
                    help="write the result (status, times, counts, drive traffic, final "
                         "screen) as JSON to FILE (see docs/matrix.md)")
+    p.add_argument("--swap", metavar="TEXT=ISO", action="append", type=_swap, default=[],
+                   help="when the guest prints TEXT, take the disc out and put ISO in (as "
+                        "the management API's release_image + attach_image), then go on; "
+                        "repeatable, in order")
     p.add_argument("--save", metavar="FILE",
                    help="when the run stops, save the whole machine's state to FILE (a "
                         ".emustate zip, docs/state.md)")
@@ -476,11 +491,13 @@ def _banner(args: argparse.Namespace, iso: str) -> None:
               flush=True)
 
 
-def _run_with_state(args: argparse.Namespace, options: BootOptions, iso: str,
-                    timeout: float | None) -> BootResult | int:
-    """``--save`` / ``--restore``: run a new session, or the saved one (its board built
-    from the file: RAM, firmware, drives; ISO then names where its image is now), and
-    save it when the run stops.  An int is an exit status (a one-line error was said)."""
+def _run_session(args: argparse.Namespace, options: BootOptions, iso: str,
+                 timeout: float | None) -> BootResult | int:
+    """``--swap``, ``--save``, ``--restore``: run a new session, or the saved one (its board
+    built from the file: RAM, firmware, drives; ISO then names where its image is now),
+    changing discs at the ``--swap`` texts, and save it when the run stops.  An int is an
+    exit status (a one-line error was said)."""
+    from devices.media.base import MediumError
     from emu.boot import StateFileError, boot_session, restore_session
 
     try:
@@ -499,8 +516,27 @@ def _run_with_state(args: argparse.Namespace, options: BootOptions, iso: str,
     args.firmware = options.firmware  # a restored state's, from its file
     try:
         # A restored run types --keys from where it stopped; a new one has them already.
-        result = session.resume(until=args.until, timeout=timeout,
-                                keys=options.keys if args.restore else "")
+        keys = options.keys if args.restore else ""
+        started = time.monotonic()
+
+        def left() -> float | None:
+            return None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
+
+        for text, path in args.swap:
+            result = session.resume(until=text, timeout=left(), keys=keys)
+            keys = ""
+            if not session.until_seen:
+                result.message += f" (waiting for {text!r} to swap discs)"
+                break
+            try:
+                session.change_disc(path)
+            except MediumError as exc:
+                print(f"emu boot: error: --swap: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(f"\n[emu] saw {text!r}: the drive now holds {path}", file=sys.stderr,
+                  flush=True)
+        else:
+            result = session.resume(until=args.until, timeout=left(), keys=keys)
         if args.save is not None and session.installed:
             try:
                 session.save_state(args.save)
