@@ -206,10 +206,33 @@ def test_remove_cache_is_linear_and_faults_where_nothing_is_mapped():
     code = CodeCache(uc, engine)
     assert code.native
     code.drop_host(ram.ctypes.data + 0x4000, 16, 0x4000)      # by RAM address: no lookup
-    code.drop_linear(0x4000, 0x4010)                          # linear, remembered vector kept
     assert engine.remembered_exception() == -1
     uc.emu_start(0x5000, 0, 0, 1)
     assert seen == [14]
+
+
+def test_a_remove_cache_lookup_clobbers_cr2():
+    """The hidden fault also writes CR2, a register the guest reads: a lookup between the
+    delivery of a real ``#PF`` and the guest's handler reading CR2 hands the handler the
+    looked-up address (what SeaBIOS's IRQ-window hook did to a Linux user process: a
+    SIGSEGV "at f0000" for a demand fault on its own code).  ``Cpu.retranslate`` looks the
+    pages up itself and drops by RAM address: CR2 stays."""
+    uc, ram = aliased_engine()
+    uc.reg_write(X.UC_X86_REG_CR2, 0x41_6690)                 # a fault being handled
+    uc.ctl_remove_cache(0x4000, 0x4010)
+    assert uc.reg_read(X.UC_X86_REG_CR2) == 0x4000            # the pitfall
+    memory = GuestMemory(1 << 20)
+    cpu = Cpu(memory, PortBus())
+    memory.write(0x1000, struct.pack("<I", 0x2000 | 3))      # 32-bit paging, 4000h absent
+    table = np.arange(256, dtype=np.uint32) << 12 | 3
+    table[4] = 0
+    memory.write(0x2000, table.tobytes())
+    cpu.set_reg("cr3", 0x1000)
+    cpu.set_reg("cr0", 0x8001_0011)
+    cpu.set_reg("cr2", 0x41_6690)
+    cpu.retranslate(0x3000, 0x5000)                           # spans the absent page
+    assert cpu.reg("cr2") == 0x41_6690
+    assert cpu.engine.remembered_exception() == -1
 
 
 @pytest.mark.parametrize("how", ["linear", "ram"])

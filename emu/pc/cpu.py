@@ -374,8 +374,28 @@ class Cpu:
 
     def retranslate(self, start: int, end: int) -> None:
         """Drop translated code at *linear* ``[start, end)`` so it is translated again
-        (with a code hook added or removed since)."""
-        self.code.drop_linear(start, end)
+        (with a code hook added or removed since).
+
+        By RAM address, page by page: with paging on each page is looked up in the guest's
+        tables without marking them (an unmapped page holds no code to drop).  Never
+        ``ctl_remove_cache``: its lookup of an unmapped page leaves a ``#PF`` pending in
+        the engine, which the next run delivers to the guest with a stale CR2
+        (docs/booting.md, pitfall 13)."""
+        paging = bool(self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG)
+        at = start
+        while at < end:
+            step = min(end, (at | 0xFFF) + 1) - at
+            physical: int | None = at & 0xFFFF_FFFF
+            if paging:
+                try:
+                    physical = self.delivery.linear_to_physical(at, mark=False)
+                except (PageFault, CpuFault):
+                    physical = None
+            if physical is not None:
+                offset = self.delivery.ram_offset(physical, step)
+                if offset is not None:
+                    self.code.drop_host(self._ram_address + offset, step, physical)
+            at += step
 
     def write_ram(self, address: int, data: bytes) -> None:
         """A host-side write into RAM, with translated code dropped for the range."""
@@ -675,7 +695,12 @@ class Cpu:
         return True
 
     def _arm_irq_window(self, armed: bool) -> None:
-        """Install or remove the :attr:`irq_window` code hook (between slices only)."""
+        """Install or remove the :attr:`irq_window` code hook (between slices only).
+
+        Only for firmware, which runs without paging: once an OS has paging on, the
+        range means nothing (and it is not armed again)."""
+        if armed and self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG:
+            armed = False
         if self.irq_window is None or armed == (self._window_hook is not None):
             return
         start, end = self.irq_window

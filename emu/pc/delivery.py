@@ -169,10 +169,11 @@ class Delivery:
         return bool(self.uc.msr_read(MSR_EFER) & EFER_LMA)
 
     def linear_to_physical(self, linear: int, *, write: bool = False, user: bool = False,
-                           fetch: bool = False) -> int:
-        """Translate as the CPU would (raises :class:`PageFault`), A/D bits included."""
+                           fetch: bool = False, mark: bool = True) -> int:
+        """Translate as the CPU would (raises :class:`PageFault`), A/D bits included
+        unless ``mark`` is False (a host-side look that leaves the tables alone)."""
         return translate(self.ram, self.paging(), linear, write=write, user=user, fetch=fetch,
-                         ranges=self.ram_ranges)
+                         ranges=self.ram_ranges, mark=mark)
 
     def ram_offset(self, physical: int, size: int = 1) -> int | None:
         """Where ``physical`` is in the RAM array (None: not RAM)."""

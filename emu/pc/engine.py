@@ -48,8 +48,11 @@ Every fact below was measured on unicorn 2.1.4 and has a regression test in
   address (the engine's ``ram_addr``, from the host pointer), page by page,
   through two functions libunicorn exports (``qemu_ram_addr_from_host`` and
   ``tb_invalidate_phys_page_range``, ``_x86_64`` builds) — what QEMU's own DMA
-  writes do; and :meth:`CodeCache.drop_linear` (a code hook's range) puts the
-  remembered vector back after the lookup.
+  writes do (and ``Cpu.retranslate``, for a code hook's linear range, looks the
+  pages up in the guest's tables itself first).  Putting the remembered vector
+  back is not enough: the lookup's fault also stays pending in the engine (outside
+  the saved context) and the next run delivers it to the guest, with the looked-up
+  address in CR2.
 
 No offset inside the context is a constant: :func:`probe_layout` finds each
 field once per process with probe runs in a scratch engine (a segment load, a
@@ -354,8 +357,8 @@ class CodeCache:
         if not self.native:
             if self.uc.reg_read(X.UC_X86_REG_CR0) & 0x8000_0000:  # CR0.PG
                 self.uc.ctl_flush_tb()
-            else:
-                self.drop_linear(physical, physical + length)
+            else:  # linear = physical: nothing to look up in page tables
+                self.uc.ctl_remove_cache(physical, physical + length)
             return
         page = self.PAGE
         while length > 0:
@@ -366,14 +369,6 @@ class CodeCache:
             self._drop_page(self._handle, ram, ram + step)
             host += step
             length -= step
-
-    def drop_linear(self, start: int, end: int) -> None:
-        """``ctl_remove_cache`` for linear ``[start, end)`` (code about to run under a new
-        hook), leaving the engine's remembered exception as it was."""
-        old = self.engine.remembered_exception()
-        self.uc.ctl_remove_cache(start, end)
-        if self.engine.remembered_exception() != old:
-            self.engine.forget_exception(old)
 
 
 class Engine:

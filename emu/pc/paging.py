@@ -87,11 +87,12 @@ def ram_offset(ranges: RamRanges | None, physical: int, size: int = 1) -> int | 
 
 
 def translate(ram: np.ndarray, paging: Paging, linear: int, *, write: bool = False,
-              user: bool = False, fetch: bool = False, ranges: RamRanges | None = None
-              ) -> int:
+              user: bool = False, fetch: bool = False, ranges: RamRanges | None = None,
+              mark: bool = True) -> int:
     """The physical address of ``linear``, or :class:`PageFault` (SDM vol 3 §4.3–§4.7).
 
-    Sets the accessed and dirty flags a successful access sets.  Paging
+    Sets the accessed and dirty flags a successful access sets (not with ``mark`` False:
+    a look at the tables on the host's behalf, which the guest must not see).  Paging
     structures are read from ``ram`` at their physical addresses (mapped by
     ``ranges`` when RAM is split around the PCI hole).
     """
@@ -175,7 +176,7 @@ def translate(ram: np.ndarray, paging: Paging, linear: int, *, write: bool = Fal
         raise fault(True)
     if fetch and (no_exec or (not user and user_ok and cr4 & CR4_SMEP)):
         raise fault(True)
-    for n, (at, entry, entry_size) in enumerate(entries):
+    for n, (at, entry, entry_size) in enumerate(entries if mark else ()):
         flags = _A | (_D if write and n == len(entries) - 1 else 0)
         if entry & flags != flags:
             where = ram_offset(ranges, at, entry_size)
