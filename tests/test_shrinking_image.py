@@ -5,7 +5,9 @@ touching a mapped page past the new end of a truncated file raises SIGBUS, which
 would kill the emulator.  The drive asks the file's size before handing out a
 view, so a READ past the new end fails CHECK CONDITION, MEDIUM ERROR /
 UNRECOVERED READ ERROR (03/11/00, SPC-3 §4.5.6), by PIO and by bus-master DMA,
-and the next TEST UNIT READY answers GOOD (the disc is still in the drive).
+and the next TEST UNIT READY answers GOOD (the disc is still in the drive).  A file cut
+while a transfer is under way ends that transfer the same way: the drive asks the
+medium again before it copies from a view it has held since an earlier port access.
 
 Each scenario runs in a child process, so a regression shows up as a failed test
 (exit status -7, SIGBUS) instead of killing the test run.
@@ -101,10 +103,52 @@ def scenario(kind: str, image: str) -> dict[str, object]:
     return out
 
 
-def _run(kind: str, image: Path) -> dict[str, object]:
+def midway(kind: str, image: str) -> dict[str, object]:
+    """Start a READ of the last 8 sectors, cut the file to half while the transfer is
+    under way (between two PIO DRQ blocks; between the command and the start of the
+    bus-master engine), then go on as the host would; report what it saw."""
+    from devices.media.iso import IsoImage
+    from emu.machine import Machine
+    from tests.guest import Guest
+
+    machine = Machine()
+    machine.add_dvd_drive(0, 0, IsoImage(image))
+    g = Guest(machine, 0)
+    g.clear_power_on_ua()
+    last = Path(image).stat().st_size // SECTOR - 8
+    out: dict[str, object] = {}
+    if kind == "pio":
+        g.packet(_read10(last, 8), SECTOR)  # one sector per DRQ block
+        first = g.read_words(SECTOR // 2)  # its last word makes the drive ready block 2
+        _half(Path(image))
+        second = g.read_words(SECTOR // 2)  # copied into the drive's buffer before the cut
+        out["first_ok"] = len(first) == len(second) == SECTOR
+        out["drq"] = bool(g.alt_status() & 0x08)  # block 3 would come from the cut pages
+    else:
+        m = machine
+        raw = BUF.to_bytes(4, "little") + (8 * SECTOR).to_bytes(2, "little") + b"\x00\x80"
+        m.memory.write(PRDT, raw)
+        m.memory.write(BUF, b"\xAA" * 8 * SECTOR)
+        m.outb(BM, 0)
+        m.outb(BM + 2, 0x06)
+        m.outl(BM + 4, PRDT)
+        g.packet(_read10(last, 8), 0, dma=True)  # as Linux does: the engine starts later
+        _half(Path(image))
+        m.outb(BM, 0x09)  # start, to memory: the drive checks its view again now
+        out["bm_status"] = m.inb(BM + 2)
+        m.outb(BM, 0)
+        out["untouched"] = m.memory.read(BUF, 8 * SECTOR) == b"\xAA" * 8 * SECTOR
+    out["status"] = g.status()
+    out["sense"] = list(g.sense())
+    g.packet(b"\0", 0)
+    out["tur"] = g.status()
+    return out
+
+
+def _run(kind: str, image: Path, function: str = "scenario") -> dict[str, object]:
     code = (
-        "import json, sys; from tests.test_shrinking_image import scenario; "
-        "print(json.dumps(scenario(sys.argv[1], sys.argv[2])))"
+        f"import json, sys; from tests.test_shrinking_image import {function}; "
+        f"print(json.dumps({function}(sys.argv[1], sys.argv[2])))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, kind, str(image)],
@@ -130,3 +174,22 @@ def test_image_truncated_to_half_while_attached_gives_medium_error(tmp_path: Pat
     assert got["tur"] == 0x50  # the next TEST UNIT READY answers GOOD
     if kind == "dma":
         assert got["bm_status"] & 0x04  # the engine saw the drive's interrupt
+
+
+@pytest.mark.parametrize("kind", ["pio", "dma"])
+def test_image_cut_short_during_a_transfer_ends_it_with_medium_error(tmp_path: Path,
+                                                                    kind: str) -> None:
+    """The view of the memory map a transfer holds across port accesses is checked again
+    before each later copy: without it, the next DRQ block (or the engine's start) would
+    touch unmapped file pages and the child would die of SIGBUS (exit status -7)."""
+    image = build_patterned_iso(tmp_path / "shrink.iso", data_sectors=64, boot=False)
+    got = _run(kind, image, "midway")
+    if kind == "pio":
+        assert got["first_ok"] is True  # the blocks buffered before the cut arrived whole
+        assert got["drq"] is False
+    else:
+        assert got["bm_status"] & 0x04  # INTERRUPT: the drive ended the command
+        assert got["untouched"] is True  # nothing was copied from the vanished pages
+    assert got["status"] == 0x41  # CHECK CONDITION
+    assert got["sense"] == [0x03, 0x11, 0x00]
+    assert got["tur"] == 0x50

@@ -122,6 +122,9 @@ class AtapiDrive(IdeDevice):
         self._cdb_len = 0
         self._src = _EMPTY
         self._src_pos = 0
+        self._src_fresh = False
+        """True while the data phase that just read ``_src`` from the medium is still in
+        its first port access (no need to ask the medium again)."""
         self._pos = 0
         self._end = 0
         self._limit_override = 0
@@ -355,7 +358,11 @@ class AtapiDrive(IdeDevice):
             self._src, self._src_pos = outcome.data, 0
             self.stage = Stage.DMA
             self.status = _READY | _DRQ
-            self.dma_request()  # the engine may already be started (SFF-8038i §3)
+            self._src_fresh = True  # read from the medium in this very port access
+            try:
+                self.dma_request()  # the engine may already be started (SFF-8038i §3)
+            finally:
+                self._src_fresh = False
         else:
             self._start_data_in(outcome.data, self.byte_count_limit)
 
@@ -399,8 +406,22 @@ class AtapiDrive(IdeDevice):
         self.sector_count = reason
         return size
 
+    def _source_still_backed(self) -> bool:
+        """A view of the medium held since an earlier port access is about to be copied
+        from: ask the medium again (a file cut short meanwhile would fault the memory
+        map).  If it is gone, the command ends here with CHECK CONDITION."""
+        if self._src.flags.owndata or self._src.base is None:
+            return True
+        sense = self.target.recheck_medium()
+        if sense is None:
+            return True
+        self._complete(sense)
+        return False
+
     def _next_block(self) -> None:
         """Set up the next DRQ block (HP4) and assert INTRQ."""
+        if self._src_pos and not self._source_still_backed():
+            return
         remaining = self._src.size - self._src_pos
         if self.from_packet:
             size = self._packet_block(remaining, _IO)
@@ -579,8 +600,13 @@ class AtapiDrive(IdeDevice):
 
     # -- bus-master DMA (the engine pulls from here) ---------------------------------
     def dma_source(self) -> np.ndarray:
-        """The bytes still waiting for the bus-master engine (Stage.DMA)."""
-        return self._src[self._src_pos :] if self.stage is Stage.DMA else _EMPTY
+        """The bytes still waiting for the bus-master engine (Stage.DMA), asked for by the
+        engine in the port access that copies them.  A view of the medium is checked
+        again first (:meth:`_source_still_backed`): if the file was cut short since the
+        command began, the command ends with CHECK CONDITION and nothing is returned."""
+        if self.stage is not Stage.DMA or not (self._src_fresh or self._source_still_backed()):
+            return _EMPTY
+        return self._src[self._src_pos :]
 
     def dma_sink(self) -> np.ndarray:
         """The part of the parameter list still expected from memory (Stage.DMA_OUT)."""

@@ -33,10 +33,11 @@ short in place is different: touching a memory-mapped page past the new end of
 file raises SIGBUS, which would kill the process.  So :meth:`IsoImage.read` asks
 the file's current size (one ``fstat``) before handing out a view, and a range
 past the new end raises :class:`MediumReadError` (the guest sees MEDIUM ERROR
-03/11/00; READ CAPACITY keeps the size the disc had when it was attached).  The
-views are copied out within the same port access that asked for them, except the
-later DRQ blocks of a multi-block PIO transfer; a file truncated in the middle of
-one of those is the remaining, documented gap.
+03/11/00; READ CAPACITY keeps the size the disc had when it was attached).  A view
+held across port accesses (the later DRQ blocks of a multi-block PIO transfer, a DMA
+transfer whose engine is started after the command) is checked again with
+:meth:`IsoImage.recheck` in the port access that copies from it: the check and the
+copy always happen together.
 """
 
 from __future__ import annotations
@@ -263,6 +264,8 @@ class IsoImage:
         self._iso: pycdlib.PyCdlib | None = None
         self._map: np.memmap | None = None
         self._data: np.ndarray | None = None
+        self._last_end = 0
+        """End (byte offset) of the last view :meth:`read` handed out."""
         try:
             self._open_structures()
             self._map = np.memmap(
@@ -380,7 +383,19 @@ class IsoImage:
                 self.path,
                 f"sectors {lba}+{count} lie past the end of the file, now {size} bytes",
             )
+        self._last_end = end
         return data[lba * SECTOR_SIZE : end]
+
+    def recheck(self) -> None:
+        """Raise :class:`MediumReadError` if the file is now shorter than the end of the
+        last view :meth:`read` handed out (one ``fstat``)."""
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise MediumReadError(self.path, f"cannot check the file: {exc.strerror}") from None
+        if self._last_end > size:
+            raise MediumReadError(
+                self.path, f"the file was cut to {size} bytes during a transfer")
 
     def close(self) -> None:
         """Drop the memory map and close pycdlib and the file; closing twice is fine.
