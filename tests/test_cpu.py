@@ -478,3 +478,29 @@ read10: db 0x28, 0, {lba[0]}, {lba[1]}, {lba[2]}, {lba[3]}, 0, 0, 1, 0, 0, 0
         assert run_at(cpu, machine.memory, code, limit=5_000_000) is StopReason.HALTED
         assert cpu.string_fast_path_count == 1
         assert machine.memory.read(0x8000, 2048) == expected(pattern_lba, 1)
+
+
+def test_cpuid_hides_rdrand_and_reports_osxsave_from_cr4():
+    """CPUID leaf 1 without RDRAND (ECX bit 30): the engine would answer RDRAND from the
+    host's random source and a kernel seeding from it would boot differently each run.
+    OSXSAVE (bit 27) follows CR4.OSXSAVE; other leaves are the engine's own answers."""
+    from emu.pc.engine import engine_cpuid
+
+    cpu = Cpu(GuestMemory(1 << 20), PortBus())
+    cpu.use_deterministic_cpuid()
+    # mov eax, 1; cpuid; mov esi, ecx; xor eax, eax; cpuid; cli; hlt
+    cpu.memory.write(0x7C00, bytes.fromhex("66b8010000000fa26689ce6631c00fa2faf4"))
+
+    def run(cr4: int) -> tuple[int, int]:
+        cpu.reset_real_mode(0, 0x7C00)
+        cpu.set_reg("cr4", cr4)
+        assert cpu.run(10_000).reason is StopReason.HALTED
+        return cpu.reg("esi"), cpu.reg("ebx")
+
+    ecx, vendor = run(0)
+    assert engine_cpuid(1)[2] & (1 << 30)  # the engine's model has it
+    assert not ecx & (1 << 30) and not ecx & (1 << 27)
+    assert ecx | (1 << 30) == engine_cpuid(1)[2] | (1 << 30)  # the rest is unchanged
+    assert vendor == engine_cpuid(0)[1]  # leaf 0 ("Genu..."): the engine's
+    ecx, _ = run(1 << 18)  # CR4.OSXSAVE
+    assert ecx & (1 << 27)
