@@ -488,8 +488,8 @@ def test_cpuid_hides_rdrand_and_reports_osxsave_from_cr4():
 
     cpu = Cpu(GuestMemory(1 << 20), PortBus())
     cpu.use_deterministic_cpuid()
-    # mov eax, 1; cpuid; mov esi, ecx; xor eax, eax; cpuid; cli; hlt
-    cpu.memory.write(0x7C00, bytes.fromhex("66b8010000000fa26689ce6631c00fa2faf4"))
+    # mov eax, 1; cpuid; mov esi, ecx; xor eax, eax; cpuid; cli; hlt; jmp $-1
+    cpu.memory.write(0x7C00, bytes.fromhex("66b8010000000fa26689ce6631c00fa2faf4ebfd"))
 
     def run(cr4: int) -> tuple[int, int]:
         cpu.reset_real_mode(0, 0x7C00)
