@@ -358,6 +358,10 @@ def test_ctrl_c_at_the_console_prompt_drops_the_line_and_the_session_goes_on():
     seen = b""
     try:
         seen = read_until(fd, b"emu> ", seen)
+        # A SIGINT that lands after readline printed its prompt but before it waits for
+        # input only takes effect at the next key (CPython runs signal handlers when
+        # select() is interrupted): type when the console is really waiting.
+        wait_until_sleeping(pid)
         os.write(fd, b"packet tu\x03")  # Ctrl-C in the middle of typing a command
         # The console's whole message, then its next prompt, before typing again: on a
         # loaded machine SIGINT can land late, and a line typed before it is dropped
@@ -403,6 +407,19 @@ def drain_and_wait(fd: int, pid: int, seen: bytes, timeout: float = 30) -> tuple
     _, wait_status = os.waitpid(pid, 0)
     os.close(fd)
     return seen, os.waitstatus_to_exitcode(wait_status)
+
+
+def wait_until_sleeping(pid: int, timeout: float = 10) -> None:
+    """Wait until process ``pid`` sleeps (state S in /proc/PID/stat: blocked waiting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return
+        if stat[stat.rindex(")") + 2] == "S":
+            return
+        time.sleep(0.01)
 
 
 def read_until(fd: int, marker: bytes, seen: bytes, timeout: float = 30) -> bytes:
