@@ -60,7 +60,7 @@ from emu.firmware.ata import (
 from emu.firmware.eltorito import LoadedImage
 from emu.firmware.video import COLUMNS, ROWS, Screen
 from emu.pc.cpu import FLAG_CF, FLAG_ZF, Cpu
-from emu.pc.engine import UC_SEGMENT
+from emu.pc.engine import UC_SEGMENT, RegisterBatch, Registers
 from emu.pc.keyboard import Keyboard
 
 BIOS_SEGMENT = 0xF000
@@ -131,6 +131,9 @@ class Bios:
     ) -> None:
         self.cpu = cpu
         self.uc: Uc = cpu.uc
+        self._regs = Registers(self.uc)  # a BIOS call reads and writes a few registers
+        self._abcd = RegisterBatch(self.uc, [X.UC_X86_REG_EAX, X.UC_X86_REG_EBX,
+                                             X.UC_X86_REG_ECX, X.UC_X86_REG_EDX])
         self.ram = cpu.ram
         self.memory = cpu.memory
         self.driver = driver
@@ -250,7 +253,7 @@ class Bios:
         self._retry_ip = None
         self.service(vector)
         if self._retry_ip is not None:
-            self.uc.reg_write(X.UC_X86_REG_EIP, self.uc.reg_read(X.UC_X86_REG_EIP) - 2)
+            self._regs.write(X.UC_X86_REG_EIP, self._regs.read(X.UC_X86_REG_EIP) - 2)
             self.cpu.sleep()
         return True
 
@@ -259,8 +262,8 @@ class Bios:
         if offset % STUB_SIZE:
             return
         vector = offset // STUB_SIZE
-        ss = uc.reg_read(X.UC_X86_REG_SS)
-        sp = uc.reg_read(X.UC_X86_REG_ESP) & 0xFFFF
+        ss = self._regs.read(X.UC_X86_REG_SS)
+        sp = self._regs.read(X.UC_X86_REG_ESP) & 0xFFFF
         self._frame = (ss << 4) + ((sp + 4) & 0xFFFF)
         self._retry_ip = None
         if vector < 0x08 and vector not in (1, 3, 4, 5):
@@ -271,13 +274,13 @@ class Bios:
             return
         self.service(vector)
         if self._retry_ip is not None:
-            uc.reg_write(X.UC_X86_REG_EIP, STUB_OFFSET + vector * STUB_SIZE + 2)
+            self._regs.write(X.UC_X86_REG_EIP, STUB_OFFSET + vector * STUB_SIZE + 2)
             self.cpu.sleep()
 
     def service(self, vector: int) -> None:
         """Run BIOS function ``vector`` on the current registers."""
         handler = self._services.get(vector)
-        ah = (self.uc.reg_read(X.UC_X86_REG_EAX) >> 8) & 0xFF
+        ah = (self._regs.read(X.UC_X86_REG_EAX) >> 8) & 0xFF
         key = (vector, ah)
         self.calls[key] = self.calls.get(key, 0) + 1
         if handler is not None:
@@ -293,13 +296,13 @@ class Bios:
 
     # -- register and flag helpers ---------------------------------------------------
     def _r(self, reg: int) -> int:
-        return self.uc.reg_read(reg)
+        return self._regs.read(reg)
 
     def _w(self, reg: int, value: int) -> None:
         if reg in UC_SEGMENT:
             self.cpu.load_segment(reg, value)  # a bare reg_write sets the selector only
             return
-        self.uc.reg_write(reg, value)
+        self._regs.write(reg, value)
 
     def _ah(self) -> int:
         return (self._r(X.UC_X86_REG_EAX) >> 8) & 0xFF
@@ -356,8 +359,7 @@ class Bios:
 
     # -- INT 10h: video --------------------------------------------------------------
     def int10_video(self) -> None:
-        eax, ebx, ecx, edx = self.uc.reg_read_batch(
-            [X.UC_X86_REG_EAX, X.UC_X86_REG_EBX, X.UC_X86_REG_ECX, X.UC_X86_REG_EDX])
+        eax, ebx, ecx, edx = self._abcd.read()
         ah, al = (eax >> 8) & 0xFF, eax & 0xFF
         bh, bl = (ebx >> 8) & 0xFF, ebx & 0xFF
         cx, dh, dl = ecx & 0xFFFF, (edx >> 8) & 0xFF, edx & 0xFF

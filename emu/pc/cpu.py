@@ -96,6 +96,8 @@ from emu.pc.engine import (
     UC_SEGMENT,
     CodeCache,
     Engine,
+    RegisterBatch,
+    Registers,
     Segment,
     engine_cpuid,
     new_engine,
@@ -517,18 +519,21 @@ class Cpu:
         clock = self.clock
         step = max(1, clock.ips // 1_000_000)
 
+        tsc_regs = RegisterBatch(self.uc, [X.UC_X86_REG_RAX, X.UC_X86_REG_RDX])
+        tscp_regs = RegisterBatch(self.uc, [X.UC_X86_REG_RAX, X.UC_X86_REG_RDX,
+                                            X.UC_X86_REG_RCX])
+
         def read_tsc(with_aux: bool) -> int:
             clock.nudge(step)
             tsc = clock.instructions
             # The whole RAX/RDX/RCX: the instruction clears their top halves in 64-bit
             # mode, and a write of EAX through Unicorn would keep them (Linux reads
             # ``low | high << 32`` from the full registers).
-            regs = [(X.UC_X86_REG_RAX, tsc & 0xFFFF_FFFF),
-                    (X.UC_X86_REG_RDX, (tsc >> 32) & 0xFFFF_FFFF)]
             if with_aux:
-                regs.append((X.UC_X86_REG_RCX,
-                             self.uc.msr_read(MSR_TSC_AUX) & 0xFFFF_FFFF))
-            self.uc.reg_write_batch(regs)
+                tscp_regs.write(tsc & 0xFFFF_FFFF, (tsc >> 32) & 0xFFFF_FFFF,
+                                self.uc.msr_read(MSR_TSC_AUX) & 0xFFFF_FFFF)
+            else:
+                tsc_regs.write(tsc & 0xFFFF_FFFF, (tsc >> 32) & 0xFFFF_FFFF)
             return 1  # the instruction is done
 
         @uccallback(self.uc, intel.HOOK_INSN_CPUID_CFUNC)
@@ -568,13 +573,16 @@ class Cpu:
         ecx &= ~(CPUID1_ECX_RDRAND | CPUID1_ECX_OSXSAVE)
         uc = self.uc
 
+        regs = Registers(uc)
+        answer = RegisterBatch(uc, [X.UC_X86_REG_RAX, X.UC_X86_REG_RBX, X.UC_X86_REG_RCX,
+                                    X.UC_X86_REG_RDX])
+
         @uccallback(uc, intel.HOOK_INSN_CPUID_CFUNC)
         def _cpuid(_uc: object, _key: int) -> int:
-            if uc.reg_read(X.UC_X86_REG_EAX) & 0xFFFF_FFFF != 1:
+            if regs.read(X.UC_X86_REG_EAX) != 1:
                 return 0  # the engine answers
-            osxsave = CPUID1_ECX_OSXSAVE if uc.reg_read(X.UC_X86_REG_CR4) & CR4_OSXSAVE else 0
-            uc.reg_write_batch([(X.UC_X86_REG_RAX, eax), (X.UC_X86_REG_RBX, ebx),
-                                (X.UC_X86_REG_RCX, ecx | osxsave), (X.UC_X86_REG_RDX, edx)])
+            osxsave = CPUID1_ECX_OSXSAVE if regs.read(X.UC_X86_REG_CR4) & CR4_OSXSAVE else 0
+            answer.write(eax, ebx, ecx | osxsave, edx)
             return 1  # the instruction is done
 
         self._cpuid_callback = _cpuid
