@@ -9,6 +9,7 @@ The names a boot's caller needs are re-exported here.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from emu.firmware import firmware_named
 from emu.pc.session import (
@@ -19,8 +20,10 @@ from emu.pc.session import (
     ExitStatus,
     Session,
 )
-from emu.pc.state import StateFileError
 from images import SAMPLE_ISO
+
+if TYPE_CHECKING:
+    from emu.pc.state import StateFileError
 
 __all__ = ["DEFAULT_TIMEOUT", "SAMPLE_ISO", "BootOptions", "BootResult", "DriveSpec",
            "ExitStatus", "Session", "StateFileError", "boot_session", "restore_session",
@@ -51,6 +54,7 @@ def restore_session(path: str | os.PathLike[str], force: bool = False,
     """
     from devices.media.base import MediumError
     from emu.pc import state
+    from emu.pc.state import StateFileError
 
     snap = state.load(path)
     built = state.options_for(snap, media)
@@ -73,3 +77,13 @@ def restore_session(path: str | os.PathLike[str], force: bool = False,
         session.close()
         raise StateFileError(f"{path}: cannot restore ({exc})") from None
     return session
+
+
+def __getattr__(name: str) -> object:
+    """``StateFileError`` is re-exported lazily: the saved-state module (and hashlib) load
+    only when a state is saved or restored, not for every boot."""
+    if name == "StateFileError":
+        from emu.pc.state import StateFileError
+
+        return StateFileError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

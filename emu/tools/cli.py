@@ -578,6 +578,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+FAST_EXIT_COMMANDS = frozenset({"boot", "info", "read", "verify"})
+"""Commands whose process ends without the interpreter's teardown (see :func:`run`)."""
+
+
+def run() -> None:
+    """The ``emu`` executable: :func:`main`, then exit.
+
+    A command in :data:`FAST_EXIT_COMMANDS` holds nothing that must be released at exit
+    (its images are read-only, its result files are closed, nothing runs in the
+    background), so after flushing stdout and stderr the process leaves with
+    ``os._exit``: freeing the guest's RAM, the CPU engine's translation cache and every
+    module takes about 10 ms, 5 % of a boot to ISOLINUX's prompt.  Other commands (the
+    matrix's Ray workers, the console's readline history) exit normally."""
+    argv = sys.argv[1:]
+    status = main(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    if command in FAST_EXIT_COMMANDS:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            pass
+        os._exit(status)
+    sys.exit(status)
+
+
 def _stopped() -> int:
     """Ctrl-C: one line, and the status a shell expects (128 + SIGINT)."""
     print("\nemu: stopped", file=sys.stderr)
@@ -585,4 +611,4 @@ def _stopped() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
