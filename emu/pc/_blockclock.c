@@ -167,20 +167,43 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
     st->last_icount = icount;
 }
 
-/* The TLB fill hook (UC_HOOK_TLB_FILL with the engine in UC_TLB_VIRTUAL mode), for a
- * guest running without paging, where linear addresses are physical ones.
+/* The TLB fill hook (UC_HOOK_TLB_FILL with the engine in UC_TLB_VIRTUAL mode): the
+ * engine asks it for the physical page and permissions of a linear page on a TLB miss.
  *
  * Why: Unicorn 2.1.4 takes the slow store path (notdirty_write) for every store through
- * a TLB entry that also allows instruction fetches, and the x86 TLB fill of a CPU without
- * paging makes every entry executable: guest stores run 10-20 times slower than loads.
- * Here a data access to a page that never had code fetched from it gets a read/write
- * entry, so the page is marked dirty after its first store and later stores take the fast
- * path; a page code was ever fetched from keeps executable entries and the slow path, which
- * is what detects self-modifying code.  Region permissions are still checked by the engine.
+ * a TLB entry that also allows instruction fetches, and its own x86 fill makes every
+ * entry the page permits executable: guest stores run 5-20 times slower than loads.
+ * Here a data access to a page that never had code fetched from it gets an entry without
+ * execute permission, so the page is marked dirty after its first store and later stores
+ * take the fast path; a page code was ever fetched from keeps executable entries and the
+ * slow path, which is what detects self-modifying code.  Region permissions (the ROM) and
+ * device regions are still handled by the engine (it maps the physical page we return).
  *
- * When the guest turns paging on (CR0.PG), this hook cannot walk page tables: it switches
- * the engine back to its own TLB (UC_TLB_CPU) and fails the fill, which ends the run with
- * an error the caller recognises by `switched`; the access is restarted under the CPU TLB.
+ * Without paging (CR0.PG = 0) linear = physical (32 bits).  With paging, the hook walks
+ * the guest's page tables itself in IA-32e mode (SDM vol 3 §4.5: CR0.PG, CR4.PAE,
+ * EFER.LMA; 4-level; 4 KiB, 2 MiB and, when the CPU model has them, 1 GiB pages) and,
+ * for an access the CPU allows at the current privilege level (CS.RPL), computes the
+ * permissions as the CPU would (§4.6: R/W of every level with CR0.WP, U/S of every level,
+ * XD of any level with EFER.NXE, SMEP for supervisor fetches from user pages), sets the
+ * Accessed flag on every paging-structure entry used and Dirty on the leaf for a write
+ * (§4.8), writing the guest's tables in RAM.  A read or fetch of a page whose Dirty flag
+ * is clear gets no write permission, so the first store misses again and sets it.
+ *
+ * Everything else is handed to the engine's own MMU, whose fault path is the one the
+ * emulator relies on (#PF with its error code and CR2, #GP for a non-canonical address):
+ * a page-table entry that is not present or has a reserved bit set, an access the
+ * permissions forbid (also an implicit supervisor access made at CPL 3, which this walk
+ * cannot tell from a user access), tables outside RAM, and the paging forms the walk does
+ * not do (32-bit paging, PAE without long mode, LA57, CR4.PKE, CR4.SMAP).  Handing over =
+ * switch the engine to its own TLB (UC_TLB_CPU) and fail the fill: the run ends with an
+ * error the caller recognises by `switched` (1: this access; 2: the paging form), the TLB
+ * is flushed and the instruction restarts under the engine's MMU; the caller switches back
+ * to this hook (and flushes) at the start of a later run.
+ *
+ * A limit of filling 4 KiB entries: the engine records no large page, so an INVLPG of one
+ * address inside a 2 MiB or 1 GiB page drops only that 4 KiB of it (a guest that rewrites
+ * a large-page entry and invalidates it with a single INVLPG would keep stale entries for
+ * the rest; MOV to CR3 or CR4 flushes everything, as before).
  */
 
 typedef int (*uc_reg_read_fn)(void *uc, int regid, void *value);
@@ -190,24 +213,204 @@ struct uc_tlb_entry_view {
     int perms;
 };
 
+/* uc_x86_msr as unicorn/x86.h declares it. */
+struct bc_msr {
+    uint32_t rid;
+    uint64_t value;
+};
+
+/* A RAM range: guest physical [base, base + size) is host ram + offset. */
+struct bc_ram_range {
+    uint64_t base;
+    uint64_t size;
+    uint64_t offset;
+};
+
+#define BC_RAM_RANGES 4
+
 struct bc_tlb {
     uc_reg_read_fn reg_read;
     uc_ctl_fn ctl;
     int cr0_regid;         /* UC_X86_REG_CR0 */
-    uint32_t switched;     /* 1 once paging was seen and the engine's TLB restored */
+    uint32_t switched;     /* 0: this hook fills; 1: an access was handed to the engine's
+                              MMU; 2: a paging form this hook does not walk */
     uint64_t fills;
-    uint64_t last_vaddr;   /* the last fill (diagnostics) */
+    uint64_t last_vaddr;   /* the last fill (diagnostics; the caller reads last_type) */
     int last_type;
-    uint8_t *code_pages;   /* 1 bit per 4 KiB page of the 32-bit space: code was fetched */
+    uint8_t *code_pages;   /* 1 bit per 4 KiB physical page: code was fetched from it */
+    uint64_t code_pages_count; /* physical pages the bitmap covers (beyond: "has code") */
+    int cr3_regid;         /* UC_X86_REG_CR3, CR4, CS, MSR */
+    int cr4_regid;
+    int cs_regid;
+    int msr_regid;
+    uint8_t *ram;          /* the host buffer behind every RAM range */
+    struct bc_ram_range ranges[BC_RAM_RANGES];
+    uint32_t nranges;
+    uint32_t paging;       /* 1 while the last fill saw CR0.PG (the block clock's flag) */
+    uint32_t gb_pages;     /* the CPU model has 1 GiB pages (CPUID 80000001h EDX bit 26) */
+    uint32_t phys_bits;    /* MAXPHYADDR (CPUID 80000008h EAX[7:0]) */
+    uint64_t walks;        /* fills answered by the 4-level walk (statistics) */
+    uint64_t handoffs;     /* fills handed to the engine's MMU */
 };
 
 #define BC_PROT_READ 1
 #define BC_PROT_WRITE 2
 #define BC_PROT_EXEC 4
+#define BC_MEM_WRITE 17      /* uc_mem_type UC_MEM_WRITE */
 #define BC_MEM_FETCH 18      /* uc_mem_type UC_MEM_FETCH */
+#define BC_CR0_WP 0x10000u
 #define BC_CR0_PG 0x80000000u
+#define BC_CR4_PAE (1u << 5)
+#define BC_CR4_LA57 (1u << 12)
+#define BC_CR4_SMEP (1u << 20)
+#define BC_CR4_SMAP (1u << 21)
+#define BC_CR4_PKE (1u << 22)
+#define BC_EFER_LMA (1u << 10)
+#define BC_EFER_NXE (1u << 11)
+#define BC_MSR_EFER 0xC0000080u
+#define BC_PTE_P 1u
+#define BC_PTE_RW 2u
+#define BC_PTE_US 4u
+#define BC_PTE_A 0x20u
+#define BC_PTE_D 0x40u
+#define BC_PTE_PS 0x80u
+#define BC_PTE_XD (1ull << 63)
+#define BC_ADDR_MASK 0x000FFFFFFFFFF000ull
 /* UC_CTL_WRITE(UC_CTL_TLB_TYPE, 1): type 12, 1 argument, write; UC_TLB_CPU = 0. */
 #define BC_CTL_TLB_TYPE (12 | (1 << 26) | (1u << 30))
+
+static bool bc_handoff(void *uc, struct bc_tlb *t, uint32_t why)
+{
+    t->ctl(uc, BC_CTL_TLB_TYPE, 0);
+    t->switched = why;
+    t->handoffs++;
+    return false;
+}
+
+/* The host address of the 8-byte paging-structure entry at guest physical `at`. */
+static uint64_t *bc_table_entry(const struct bc_tlb *t, uint64_t at)
+{
+    for (uint32_t i = 0; i < t->nranges; i++) {
+        const struct bc_ram_range *r = &t->ranges[i];
+        if (at >= r->base && at + 8 <= r->base + r->size)
+            return (uint64_t *)(t->ram + r->offset + (at - r->base));
+    }
+    return NULL;
+}
+
+static int bc_has_code(const struct bc_tlb *t, uint64_t page)
+{
+    if (page >= t->code_pages_count)
+        return 1;
+    return (t->code_pages[page >> 3] >> (page & 7)) & 1;
+}
+
+static void bc_mark_code(struct bc_tlb *t, uint64_t page)
+{
+    if (page < t->code_pages_count)
+        t->code_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
+}
+
+/* The 4-level walk.  Returns false to hand the access to the engine (nothing written). */
+static bool bc_walk(void *uc, struct bc_tlb *t, uint64_t vaddr, int type, uint64_t cr0,
+                    struct uc_tlb_entry_view *entry)
+{
+    uint64_t cr3 = 0, cr4 = 0, cs = 0;
+    struct bc_msr efer = {BC_MSR_EFER, 0};
+
+    if (t->reg_read(uc, t->cr4_regid, &cr4) != 0 || t->reg_read(uc, t->cr3_regid, &cr3) != 0
+            || t->reg_read(uc, t->cs_regid, &cs) != 0
+            || t->reg_read(uc, t->msr_regid, &efer) != 0)
+        return bc_handoff(uc, t, 2);
+    if (!(efer.value & BC_EFER_LMA) || !(cr4 & BC_CR4_PAE)
+            || (cr4 & (BC_CR4_LA57 | BC_CR4_PKE | BC_CR4_SMAP)))
+        return bc_handoff(uc, t, 2);
+    /* Canonical: bits 63..47 all equal (else #GP or #SS, the engine's to raise). */
+    if ((uint64_t)(((int64_t)vaddr << 16) >> 16) != vaddr)
+        return bc_handoff(uc, t, 1);
+
+    int user = (cs & 3) == 3;
+    int write = type == BC_MEM_WRITE;
+    int fetch = type == BC_MEM_FETCH;
+    int nxe = (efer.value & BC_EFER_NXE) != 0;
+    uint32_t phys_bits = t->phys_bits ? t->phys_bits : 36;
+    /* Reserved in every entry: address bits at and above MAXPHYADDR; XD without NXE. */
+    uint64_t rsvd = BC_ADDR_MASK & ~((1ull << phys_bits) - 1);
+    if (!nxe)
+        rsvd |= BC_PTE_XD;
+
+    uint64_t *used[4];
+    int levels = 0;
+    uint64_t table = cr3 & BC_ADDR_MASK;
+    uint64_t rw = BC_PTE_RW, us = BC_PTE_US, xd = 0;
+    uint64_t e = 0, page_base = 0, page_mask = 0;
+    for (int level = 4; level >= 1; level--) {
+        uint64_t index = (vaddr >> (12 + 9 * (level - 1))) & 511;
+        uint64_t *slot = bc_table_entry(t, table + index * 8);
+        if (slot == NULL)
+            return bc_handoff(uc, t, 1);
+        e = *slot;
+        if (!(e & BC_PTE_P) || (e & rsvd))
+            return bc_handoff(uc, t, 1);
+        used[levels++] = slot;
+        rw &= e;
+        us &= e;
+        xd |= e & BC_PTE_XD;
+        if (level == 1) {
+            page_mask = 0xFFFull;
+            break;
+        }
+        if (e & BC_PTE_PS) {
+            if (level == 4 || (level == 3 && !t->gb_pages))
+                return bc_handoff(uc, t, 1);  /* reserved: PS in a PML4E, or no 1 GiB pages */
+            page_mask = level == 3 ? 0x3FFFFFFFull : 0x1FFFFFull;
+            /* Bits 12 (PAT) .. of the page base below the page size: bit 12 is PAT,
+             * the bits above it up to the page size are reserved. */
+            if (e & page_mask & ~0x1FFFull)
+                return bc_handoff(uc, t, 1);
+            break;
+        }
+        table = e & BC_ADDR_MASK;
+    }
+    page_base = (e & BC_ADDR_MASK) & ~page_mask;
+
+    /* SDM vol 3 §4.6: access rights. */
+    int may_write, may_fetch;
+    if (user) {
+        if (!us)
+            return bc_handoff(uc, t, 1);
+        may_write = rw != 0;
+        may_fetch = !xd;
+    } else {
+        may_write = rw != 0 || !(cr0 & BC_CR0_WP);
+        may_fetch = !xd && !((cr4 & BC_CR4_SMEP) && us);
+    }
+    if ((write && !may_write) || (fetch && !may_fetch))
+        return bc_handoff(uc, t, 1);
+
+    /* §4.8: Accessed on every entry used, Dirty on the leaf for a write. */
+    for (int i = 0; i < levels; i++)
+        if (!(*used[i] & BC_PTE_A))
+            *used[i] |= BC_PTE_A;
+    uint64_t *leaf = used[levels - 1];
+    if (write && !(*leaf & BC_PTE_D))
+        *leaf |= BC_PTE_D;
+
+    uint64_t paddr = page_base | (vaddr & page_mask & ~0xFFFull);
+    uint64_t page = paddr >> 12;
+    if (fetch)
+        bc_mark_code(t, page);
+    int perms = BC_PROT_READ;
+    if (may_write && (*leaf & BC_PTE_D))
+        perms |= BC_PROT_WRITE;
+    /* Execute permission only where code was fetched (see the SMC note below). */
+    if (may_fetch && (fetch || bc_has_code(t, page)))
+        perms |= BC_PROT_EXEC;
+    entry->paddr = paddr;
+    entry->perms = perms;
+    t->walks++;
+    return true;
+}
 
 bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *entry,
                  void *user_data)
@@ -218,22 +421,24 @@ bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *e
     t->fills++;
     t->last_vaddr = vaddr;
     t->last_type = type;
-    if (t->reg_read(uc, t->cr0_regid, &cr0) != 0 || (cr0 & BC_CR0_PG)) {
-        t->ctl(uc, BC_CTL_TLB_TYPE, 0);
-        t->switched = 1;
-        return false;
+    if (t->reg_read(uc, t->cr0_regid, &cr0) != 0)
+        return bc_handoff(uc, t, 2);
+    if (cr0 & BC_CR0_PG) {
+        t->paging = 1;
+        return bc_walk(uc, t, vaddr, type, cr0, entry);
     }
+    t->paging = 0;
     /* Without paging there is no long mode: linear addresses are 32 bits (a segment base
      * plus an offset can carry past bit 31 in the engine's 64-bit arithmetic). */
     entry->paddr = vaddr & 0xFFFFF000u;
-    uint32_t page = (uint32_t)(entry->paddr >> 12);
+    uint64_t page = entry->paddr >> 12;
     if (type == BC_MEM_FETCH)
-        t->code_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
+        bc_mark_code(t, page);
     /* A page that ever held fetched code keeps executable entries (the engine's slow,
      * self-modifying-code-safe store path): Unicorn 2.1.4 marks a data-only entry dirty
      * after one store even while other translated blocks remain on its page, so later
      * stores there would leave those blocks stale. */
-    if (type == BC_MEM_FETCH || (t->code_pages[page >> 3] & (1u << (page & 7))))
+    if (type == BC_MEM_FETCH || bc_has_code(t, page))
         entry->perms = BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC;
     else
         entry->perms = BC_PROT_READ | BC_PROT_WRITE;

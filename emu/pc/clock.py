@@ -263,7 +263,7 @@ class BlockClock:
     def use_count_cache(self, ram: int, ram_size: int, paging_flag: int | None = None) -> None:
         """Count blocks from the cache while ``*paging_flag`` is 0 (no paging: linear =
         physical), reading code bytes at ``ram``; the flag is the fast-store TLB's
-        ``switched``, or else :attr:`paging`."""
+        ``paging``, or else :attr:`paging`."""
         self.state.ram = ram
         self.state.ram_size = ram_size
         self.state.paging = (paging_flag if paging_flag is not None
@@ -283,11 +283,14 @@ class BlockClock:
         self.state.exact_stop = 0
         return int(self.state.budget_stop)
 
-    def stopped_at(self, linear_ip: int) -> None:
+    def stopped_at(self, linear_ip: int, inclusive: bool = False) -> None:
         """A run ended off a budget boundary at ``linear_ip``: if that is inside the
-        last charged block, its tail is not charged again on resumption."""
+        last charged block, its tail is not charged again on resumption.  ``inclusive``:
+        the run ended inside that block even at its first instruction (an access the
+        block made was restarted), so the whole block is not charged again either."""
         state = self.state
-        if state.last_pc < linear_ip < state.last_end:
+        if state.last_pc < linear_ip < state.last_end or (
+                inclusive and linear_ip == state.last_pc < state.last_end):
             state.resume_pc = linear_ip
             state.resume_end = state.last_end
         else:

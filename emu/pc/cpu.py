@@ -239,13 +239,14 @@ class Cpu:
             self._hooks.append(self.uc.hook_add(
                 UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
                 | UC_HOOK_MEM_FETCH_UNMAPPED, self._hook_unmapped, None, begin, end))
-        self.tlb = NativeTlb(self.uc) if tlb_wanted() else None
-        """The fast-store TLB fill while paging is off (None: the engine's own TLB)."""
+        self.tlb = (NativeTlb(self.uc, self.ram.ctypes.data, ram_ranges or [(0, memory.size)])
+                    if tlb_wanted() else None)
+        """The fast-store TLB fill (None: the engine's own TLB throughout)."""
         if self._block_clock is not None:
             low = min(memory.size, (ram_ranges or [(0, memory.size)])[0][1])
             self._block_clock.use_count_cache(
                 self.ram.ctypes.data, low,
-                self.tlb.switched_address() if self.tlb is not None else None)
+                self.tlb.paging_address() if self.tlb is not None else None)
         self.reset_real_mode(0, 0)
 
     @staticmethod
@@ -795,17 +796,22 @@ class Cpu:
 
     def _emu_start(self, count: int) -> None:
         uc = self.uc
+        if self.tlb is not None:
+            self.tlb.resume()
         while True:
             try:
                 uc.emu_start(uc.reg_read(X.UC_X86_REG_RIP), _FAR, 0, count)
                 return
             except UcError as exc:
-                if self.tlb is None or not self.tlb.recover():
+                data_access = None if self.tlb is None else self.tlb.recover()
+                if data_access is None:
                     raise CpuFault(f"{exc} at {self.where()}") from exc
-            # Paging came on: the engine's own TLB takes over; the access that found
-            # out is restarted (its block's tail is not charged twice).
+            # The C fill handed an access to the engine's own MMU (a page fault, a
+            # paging form it does not walk): the instruction is restarted under it.  A
+            # data access came from the block being run, already charged even when the
+            # instruction is its first; an instruction fetch from a block not entered.
             if self._block_clock is not None:
-                self._block_clock.stopped_at(self._linear_ip())
+                self._block_clock.stopped_at(self._linear_ip(), inclusive=data_access)
 
     def _run_native(self, budget: int, exact: bool = False) -> None:
         """One run under the native block clock, until ``budget`` or a stop.

@@ -40,10 +40,26 @@ from __future__ import annotations
 
 import ctypes
 import os
+from functools import cache
 
 from emu.pc.clock import _load_helper
 
 TLB_ENV = "EMU_TLB"
+
+
+RAM_RANGES = 4
+"""RAM ranges the walk can read page tables from (``BC_RAM_RANGES``)."""
+RETRY_RUNS = 64
+"""Runs spent on the engine's TLB after the C walk met a paging form it does not walk,
+before it is tried again."""
+UC_MEM_FETCH = 18
+
+
+class RamRange(ctypes.Structure):
+    """``struct bc_ram_range``: guest physical ``[base, base + size)`` at host ram + offset."""
+
+    _fields_ = (("base", ctypes.c_uint64), ("size", ctypes.c_uint64),
+                ("offset", ctypes.c_uint64))
 
 
 class TlbState(ctypes.Structure):
@@ -58,6 +74,19 @@ class TlbState(ctypes.Structure):
         ("last_vaddr", ctypes.c_uint64),
         ("last_type", ctypes.c_int),
         ("code_pages", ctypes.c_void_p),
+        ("code_pages_count", ctypes.c_uint64),
+        ("cr3_regid", ctypes.c_int),
+        ("cr4_regid", ctypes.c_int),
+        ("cs_regid", ctypes.c_int),
+        ("msr_regid", ctypes.c_int),
+        ("ram", ctypes.c_void_p),
+        ("ranges", RamRange * RAM_RANGES),
+        ("nranges", ctypes.c_uint32),
+        ("paging", ctypes.c_uint32),
+        ("gb_pages", ctypes.c_uint32),
+        ("phys_bits", ctypes.c_uint32),
+        ("walks", ctypes.c_uint64),
+        ("handoffs", ctypes.c_uint64),
     )
 
 
@@ -67,10 +96,24 @@ def wanted() -> bool:
             and _load_helper() is not None)
 
 
+@cache
+def _cpu_model() -> tuple[int, bool]:
+    """The engine CPU model's MAXPHYADDR and whether it has 1 GiB pages (what its own page
+    walk checks reserved bits against), from CPUID 80000008h and 80000001h."""
+    from emu.pc.engine import engine_cpuid
+
+    phys_bits = engine_cpuid(0x8000_0008)[0] & 0xFF
+    gb_pages = bool(engine_cpuid(0x8000_0001)[3] >> 26 & 1)
+    return phys_bits or 36, gb_pages
+
+
 class NativeTlb:
     """The C fill hook installed on one engine (see the module docstring)."""
 
-    def __init__(self, uc: object) -> None:
+    def __init__(self, uc: object, ram: int = 0,
+                 ram_ranges: list[tuple[int, int]] | None = None) -> None:
+        """``ram``: the host address of the buffer behind ``ram_ranges`` (guest physical
+        ``(base, length)`` pairs laid out one after another in it, as the CPU maps them)."""
         lib = _load_helper()
         assert lib is not None
         from unicorn import UC_HOOK_TLB_FILL
@@ -78,13 +121,33 @@ class NativeTlb:
         from unicorn.unicorn_const import UC_TLB_VIRTUAL
         from unicorn.unicorn_py3.unicorn import uclib
 
+        ranges = ram_ranges or []
+        if len(ranges) > RAM_RANGES:
+            raise ValueError(f"at most {RAM_RANGES} RAM ranges for the TLB walk")
         self.uc = uc
         self.state = state = TlbState()
         state.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
         state.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
         state.cr0_regid = X.UC_X86_REG_CR0
-        self._code_pages = (ctypes.c_uint8 * ((1 << 20) // 8))()  # 1 bit per 4 KiB page
+        state.cr3_regid = X.UC_X86_REG_CR3
+        state.cr4_regid = X.UC_X86_REG_CR4
+        state.cs_regid = X.UC_X86_REG_CS
+        state.msr_regid = X.UC_X86_REG_MSR
+        state.ram = ram
+        offset = 0
+        for n, (base, length) in enumerate(ranges):
+            state.ranges[n] = RamRange(base, length, offset)
+            offset += length
+        state.nranges = len(ranges)
+        state.phys_bits, gb_pages = _cpu_model()
+        state.gb_pages = int(gb_pages)
+        # One bit per 4 KiB physical page: the 32-bit space and all RAM above it.
+        top = max([1 << 32] + [base + length for base, length in ranges])
+        pages = (top + 0xFFF) >> 12
+        self._code_pages = (ctypes.c_uint8 * ((pages + 7) // 8))()
         state.code_pages = ctypes.addressof(self._code_pages)
+        state.code_pages_count = pages
+        state.paging = 1  # until the first fill says otherwise: ask the engine
         self._handle = ctypes.c_size_t()
         status = uclib.uc_hook_add(
             uc._uch, ctypes.byref(self._handle), UC_HOOK_TLB_FILL,  # type: ignore[attr-defined]
@@ -94,20 +157,47 @@ class NativeTlb:
             raise RuntimeError(f"uc_hook_add for the TLB fill failed ({status})")
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self.virtual = True
+        self._retry_in = 0
+        self.handovers = 0
+        """Runs that ended because the walk handed an access to the engine (statistics)."""
 
-    def switched_address(self) -> int:
-        """Where ``switched`` lives (the block clock reads it: no paging while it is 0)."""
-        return ctypes.addressof(self.state) + TlbState.switched.offset
+    def paging_address(self) -> int:
+        """Where ``paging`` lives (the block clock reads it: CR0.PG as the last fill saw
+        it; 1 from the start, which only means "ask the engine")."""
+        return ctypes.addressof(self.state) + TlbState.paging.offset
 
-    def recover(self) -> bool:
-        """After a failed run: was it the switch to the engine's TLB (paging turned on)?
-        Then the TLB is flushed and the run can simply go on."""
+    def recover(self) -> bool | None:
+        """After a failed run: was it the fill handing an access to the engine's MMU?
+        Then the TLB is flushed and the run can simply go on (the caller restarts the
+        instruction).  Returns None if not, else whether the access was a data access
+        (made by the instruction at RIP, inside a block already entered) rather than an
+        instruction fetch (for a block not entered yet)."""
         if not self.state.switched or not self.virtual:
-            return False
+            return None
         self.virtual = False
+        self.handovers += 1
+        self._retry_in = RETRY_RUNS if self.state.switched == 2 else 0
+        self._flush()
+        return self.state.last_type != UC_MEM_FETCH
+
+    def resume(self) -> None:
+        """At the start of a run: back to the C fill after a hand-over (flushing the
+        entries the engine's MMU made, which keep every store on the slow path)."""
+        if self.virtual:
+            return
+        if self._retry_in > 0:
+            self._retry_in -= 1
+            return
+        from unicorn.unicorn_const import UC_TLB_VIRTUAL
+
+        self.state.switched = 0
+        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
+        self._flush()
+        self.virtual = True
+
+    def _flush(self) -> None:
         from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
         from unicorn.unicorn_py3.unicorn import uclib
 
-        # UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0): drop every entry the virtual fill made.
+        # UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0): drop every entry.
         uclib.uc_ctl(self.uc._uch, UC_CTL_TLB_FLUSH | (UC_CTL_IO_WRITE << 30))  # type: ignore[attr-defined]
-        return True
