@@ -56,6 +56,20 @@ struct bc_cache_entry {
     uint32_t icount;
 };
 
+/* A second direct-mapped cache, for blocks the first cannot check (paging on: the
+ * block's linear address says nothing about where its bytes are): the count of the last
+ * block translated, or asked about, with the same linear start and byte size.  Every
+ * translation the engine makes while running is reported to bc_tb_generated
+ * (UC_HOOK_EDGE_GENERATED, called from the engine's block lookup right after it
+ * translates a block, with the new block's pc, size and icount), so an entry is replaced
+ * whenever a block with its start is translated again (rewritten code, another address
+ * space, a flushed translation cache). */
+struct bc_gen_entry {
+    uint64_t pc;
+    uint32_t size;
+    uint32_t icount;
+};
+
 struct bc_state {
     uint64_t executed;     /* instructions charged so far (the clock, absolute) */
     uint64_t budget;       /* stop at the first block entry with executed >= budget */
@@ -80,6 +94,9 @@ struct bc_state {
     const uint32_t *paging; /* the TLB fill's `switched` flag; NULL: no count cache */
     uint64_t cache_hits;
     struct bc_cache_entry *cache; /* BC_CACHE_SIZE entries, owned by the caller */
+    struct bc_gen_entry *gen_cache; /* BC_CACHE_SIZE entries, owned by the caller; NULL:
+                                       no such cache */
+    uint64_t gen_hits;
 };
 
 
@@ -93,6 +110,26 @@ static void bc_block_bytes(const struct bc_state *st, uint64_t pc, uint32_t size
     *tail = 0;
     memcpy(head, code, n);
     memcpy(tail, code + size - n, n);
+}
+
+static uint32_t bc_gen_slot(uint64_t pc)
+{
+    return (uint32_t)((pc ^ (pc >> 13) ^ (pc >> 29)) % BC_CACHE_SIZE);
+}
+
+/* UC_HOOK_EDGE_GENERATED: the engine has just translated `cur` (see bc_gen_entry). */
+void bc_tb_generated(void *uc, const struct uc_tb_view *cur, const struct uc_tb_view *prev,
+                     void *user_data)
+{
+    struct bc_state *st = (struct bc_state *)user_data;
+    (void)uc;
+    (void)prev;
+    if (st->gen_cache == NULL || cur->icount == 0)
+        return;
+    struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(cur->pc)];
+    g->pc = cur->pc;
+    g->size = cur->size;
+    g->icount = cur->icount;
 }
 
 /* Average x86 instruction length used by the size-based estimate (bytes). */
@@ -133,6 +170,14 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
                 st->cache_hits++;
             }
         }
+        struct bc_gen_entry *g = NULL;
+        if (!cacheable && st->gen_cache != NULL && size > 0) {
+            g = &st->gen_cache[bc_gen_slot(address)];
+            if (g->pc == address && g->size == size && g->icount != 0) {
+                icount = g->icount;
+                st->gen_hits++;
+            }
+        }
         if (icount == 0 && st->ctl(uc, BC_CTL_TB_REQUEST_CACHE, address, &tb) == 0
                 && tb.pc == address) {
             icount = tb.icount;
@@ -142,6 +187,10 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
                 e->head = head;
                 e->tail = tail;
                 e->icount = icount;
+            } else if (g != NULL) {
+                g->pc = tb.pc;
+                g->size = tb.size;
+                g->icount = tb.icount;
             }
         }
     }

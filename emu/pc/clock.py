@@ -101,7 +101,16 @@ class BlockClockState(ctypes.Structure):
         ("paging", ctypes.c_void_p),
         ("cache_hits", ctypes.c_uint64),
         ("cache", ctypes.c_void_p),
+        ("gen_cache", ctypes.c_void_p),
+        ("gen_hits", ctypes.c_uint64),
     )
+
+
+class GenEntry(ctypes.Structure):
+    """``struct bc_gen_entry``: the count of the last block translated at a start, by size."""
+
+    _fields_ = (("pc", ctypes.c_uint64), ("size", ctypes.c_uint32),
+                ("icount", ctypes.c_uint32))
 
 
 _UNLIMITED = (1 << 64) - 1
@@ -259,6 +268,17 @@ class BlockClock:
             hook, ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
         if status != 0:
             raise ClockUnavailable(f"uc_hook_add for the block clock failed ({status})")
+        from unicorn import UC_HOOK_EDGE_GENERATED
+
+        self._gen_cache = (GenEntry * CACHE_SIZE)()
+        self._gen_handle = ctypes.c_size_t()
+        status = uclib.uc_hook_add(
+            uc._uch, ctypes.byref(self._gen_handle), UC_HOOK_EDGE_GENERATED,  # type: ignore[attr-defined]
+            ctypes.cast(lib.bc_tb_generated, ctypes.c_void_p),
+            ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
+        if status != 0:
+            raise ClockUnavailable(f"uc_hook_add for the translation hook failed ({status})")
+        state.gen_cache = ctypes.addressof(self._gen_cache)
 
     def use_count_cache(self, ram: int, ram_size: int, paging_flag: int | None = None) -> None:
         """Count blocks from the cache while ``*paging_flag`` is 0 (no paging: linear =
