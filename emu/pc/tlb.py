@@ -182,15 +182,22 @@ class NativeTlb:
 
     def resume(self) -> None:
         """At the start of a run: back to the C fill after a hand-over (flushing the
-        entries the engine's MMU made, which keep every store on the slow path)."""
+        entries the engine's MMU made, which keep every store on the slow path).  A
+        hand-over no run reported (a probing access the engine tolerates failing) is
+        taken up here."""
+        state = self.state
         if self.virtual:
-            return
+            if not state.switched:
+                return
+            self.virtual = False
+            self.handovers += 1
+            self._retry_in = RETRY_RUNS if state.switched == 2 else 0
         if self._retry_in > 0:
             self._retry_in -= 1
             return
         from unicorn.unicorn_const import UC_TLB_VIRTUAL
 
-        self.state.switched = 0
+        state.switched = 0
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._flush()
         self.virtual = True
