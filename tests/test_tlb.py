@@ -276,7 +276,9 @@ def test_code_rewritten_through_a_second_mapping_of_its_page_runs_its_new_bytes(
         tmp_path, tlb_mode):
     # The routine at CODE + 0x800 runs, is rewritten through linear 0x100000 + 0x800
     # (another PTE for the same physical page: the executable-page bitmap is by physical
-    # page), and runs again.
+    # page, so the alias gets an executable entry and the engine's slow, code-checking
+    # store path; a data-only entry would be marked dirty by the first store and the
+    # patch would leave the routine's translation stale), and runs again.
     cpu, memory, tdm = _paged(tmp_path)
     alias = 0x10_0000
     memory.write(tdm.PT + (alias >> 12) * 8, (tdm.CODE | 0x3).to_bytes(8, "little"))
@@ -285,9 +287,9 @@ bits 64
 org {tdm.CODE:#x}
     call routine
     mov [{tdm.OUT + 0x100:#x}], eax
+    mov dword [{alias + 0xF00:#x}], 0                   ; stores away from the code first
+    mov dword [{alias + 0xF04:#x}], 0                   ; (a data-only entry turns dirty)
     mov dword [{alias:#x} + routine - $$ + 1], 0x2222   ; the immediate of "mov eax"
-    mov dword [{alias + 0xF00:#x}], 0                   ; more stores to the page
-    mov dword [{alias + 0xF04:#x}], 0
     call routine
     mov [{tdm.OUT + 0x104:#x}], eax
     cli

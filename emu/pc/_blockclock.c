@@ -1,5 +1,7 @@
 /* The native block clock: a UC_HOOK_BLOCK callback that charges each translated
- * block's instruction count to a counter and stops the engine when a budget is spent.
+ * block's instruction count to a counter and stops the engine when a budget is spent;
+ * a UC_HOOK_EDGE_GENERATED callback that keeps the counts of freshly translated blocks;
+ * and the TLB fill (UC_HOOK_TLB_FILL) with its IA-32e page walk, further down.
  *
  * Plain C with no Python and no Unicorn headers: the Python side (emu/pc/clock.py)
  * loads this library with ctypes, hands it the addresses of libunicorn's own
@@ -12,7 +14,11 @@
  *   - a block is charged when it is entered, with its exact instruction count, which
  *     Unicorn 2.1.x reports for a translated block through
  *     uc_ctl(UC_CTL_TB_REQUEST_CACHE) (uc_tb.icount; the lookup hits the engine's
- *     jump cache because the block is the one being entered);
+ *     jump cache because the block is the one being entered), remembered in two
+ *     caches (bc_cache_entry without paging, bc_gen_entry with paging: the latter is
+ *     exact unless two live translations share a start and a size, see clock.py);
+ *   - a run restarted after the TLB fill handed an access to the engine's MMU does not
+ *     charge the block being run again (the caller's stopped_at, inclusive);
  *   - when the counter has reached the budget at a block's entry, that block is not
  *     charged and the engine stops before running it (Unicorn calls block hooks
  *     ahead of the block's exit check), so a run overshoots its budget by less than

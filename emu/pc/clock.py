@@ -19,6 +19,18 @@ Two ways of counting, chosen per CPU (``EMU_CLOCK=native|count`` in the environm
       runs without paging, and trusted again only for a block with the same start,
       byte size and first and last 8 bytes: code rewritten in place with all four
       unchanged but other instruction boundaries would be counted with the old count;
+    * with paging on (a block's linear address says nothing about where its bytes
+      are), a second cache holds the count of the last block *translated* (or asked
+      about) with the same linear start and byte size: the engine reports every block
+      it translates while running (``UC_HOOK_EDGE_GENERATED``, called right after the
+      translation, before the block is entered — all but the first block an engine
+      ever translates), so rewritten code, a flushed translation cache or another
+      address space's code at the same address replaces the entry.  The count is
+      inexact only when two translations with the same start and size but different
+      instruction counts are both alive and alternate without being translated again
+      (the same linear address holding different code in two address spaces, or in two
+      CPU modes); it is still a pure function of the guest's execution.  A miss asks
+      the engine (``UC_CTL_TB_REQUEST_CACHE``);
     * a run stops at a block boundary, so it overshoots its budget by less than one
       block (timers fire up to one block late, always the same block); the run
       loop's own limit (``Cpu.run(max_instructions)``, hence ``--max-instructions``

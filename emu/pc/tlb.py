@@ -1,36 +1,64 @@
-"""Fast guest stores on Unicorn 2.1.4: a TLB fill in C while the guest runs without paging.
+"""Fast guest stores on Unicorn 2.1.4: a TLB fill in C, with its own IA-32e page walk.
 
 What Unicorn 2.1.4 does (measured, booting-on-unicorn.md; source: ``notdirty_write`` in
 its ``cputlb.c``): a store through a TLB entry whose page is not yet marked dirty takes
 the slow path, which looks for translated code on the page and then marks the entry
 dirty — but only when the entry does not also allow instruction fetches and no memory
-hook covers the address.  The x86 TLB fill of a CPU without paging makes every entry
-readable, writable *and* executable, so every store takes the slow path forever: a store
-loop runs at 50-100 M instructions/s against ~1,000 M/s for loads.
+hook covers the address.  The engine's own x86 TLB fill makes every entry the page
+permits executable, so every store takes the slow path forever: a store loop runs at
+50-130 M instructions/s against ~1,000 M/s for loads, with paging or without.
 
 What the emulator does about it, without patching Unicorn:
 
 * the unmapped-access hooks that report faults cover only the address ranges outside
   RAM (a hook over an address also keeps the slow path, and those hooks can only fire
   where nothing is mapped anyway) — :meth:`Cpu._fault_hook_ranges`;
-* while paging is off, the engine runs in ``UC_TLB_VIRTUAL`` mode with ``bc_tlb_fill``
-  from the native helper (``_blockclock.c``): linear = physical, a data access to a page
-  that never held code gets a read/write entry, a fetch (and any access to a page code
-  was fetched from) an executable one.  A data page becomes dirty after its first store
-  and later stores take the fast path; code pages keep the slow path, which is what
-  catches self-modifying code.  Region permissions (the ROM) are still checked by the
-  engine on the slow path;
-* when the guest turns paging on, the fill hook switches the engine back to its own TLB
-  (which walks the page tables) and fails that one fill; the run ends with an error
-  that :meth:`NativeTlb.recover` recognises, and the access is restarted.  From then on
-  stores are slow again (the documented limit: fixing it needs the upstream change).
+* the engine runs in ``UC_TLB_VIRTUAL`` mode with ``bc_tlb_fill`` from the native helper
+  (``_blockclock.c``) answering its TLB misses.  Without paging, linear = physical.  With
+  IA-32e paging (CR0.PG, CR4.PAE, EFER.LMA; 4-level; SDM vol 3 §4.5) the fill walks the
+  guest's page tables itself: permissions as the CPU computes them for the current CPL
+  (§4.6: R/W with CR0.WP, U/S, XD with EFER.NXE, SMEP), Accessed set on every entry used
+  and Dirty on the leaf for a write, written into the guest's tables in RAM (§4.8); a
+  read or fetch of a clean page gets no write permission, so the first store misses and
+  sets Dirty.  4 KiB, 2 MiB and (when the CPU model has them) 1 GiB pages; tables in any
+  RAM range (above the PCI hole too).  In both cases a data access to a page that never
+  held code gets an entry without execute permission: the page becomes dirty after its
+  first store and later stores take the fast path.  A fetch (and any access to a page
+  code was fetched from) gets an executable one: code pages keep the slow path, which
+  is what catches self-modifying code.  Region permissions (the ROM) and device regions
+  are still the engine's (it maps the physical page returned);
+* everything the walk does not answer exactly goes to the engine's own MMU: a page-table
+  entry not present or with a reserved bit set, an access the permissions forbid (a real
+  ``#PF``, also an implicit supervisor access made at CPL 3, which the fill cannot tell
+  from a user access), a non-canonical address, tables outside RAM, and the paging forms
+  it does not walk (32-bit paging, PAE without long mode, LA57, CR4.PKE, CR4.SMAP — the
+  CPU model has neither PKU nor SMAP).  The fill switches the engine to its own TLB
+  (``UC_TLB_CPU``) and fails; the run ends with an error that :meth:`NativeTlb.recover`
+  recognises, the TLB is flushed and the instruction restarts under the engine's MMU,
+  whose fault path (``UC_HOOK_INTR``, the ``#PF`` error code from the context,
+  ``emu/pc/delivery.py``) is unchanged.  :meth:`NativeTlb.resume` goes back to the C
+  fill (with a flush) at the start of the next run, or after :data:`RETRY_RUNS` runs
+  when the paging form was the reason.  The restart is invisible to the guest and to the
+  clock (the block being run is not charged twice: ``BlockClock.stopped_at``), so guest
+  time stays a pure function of the guest's execution even though whether a TLB miss
+  happens at all depends on the engine's TLB sizing;
+* code lookups from outside a run (``ctl_remove_cache`` for a code hook's range) use the
+  engine's own walk (:meth:`NativeTlb.engine_mmu`): a hand-over there would leave the
+  engine on its own TLB unannounced, and its walk's remembered fault is already handled
+  (booting.md, pitfall 13).
 
 A Unicorn 2.1.4 trap, found by the Debian 6.1 kernel's decompressor (which writes next to
 its own code): the engine marks a data-only entry dirty after one store even while other
 translated blocks remain on its page, so later stores there would leave those blocks
 stale (QEMU marks a page dirty only once no code is left on it).  The fill therefore keeps
 executable entries — the slow, safe path — for every page code was ever fetched from (a
-bitmap of 4 KiB pages); only pages that never held code get the fast path.
+bitmap of 4 KiB *physical* pages, so a second mapping of a code page is covered too); only
+pages that never held code get the fast path.
+
+Limit: the fill makes 4 KiB entries, and the engine records no large page for them, so an
+``INVLPG`` of one address inside a 2 MiB or 1 GiB page drops only that 4 KiB of it (MOV to
+CR3 or CR4 drops everything, as before).  Linux flushes the whole TLB when it splits or
+changes a large page.
 
 ``EMU_TLB=cpu`` keeps the engine's own TLB throughout (for comparison; also what runs when
 the helper is not built).
