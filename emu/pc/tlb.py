@@ -42,10 +42,10 @@ What the emulator does about it, without patching Unicorn:
   clock (the block being run is not charged twice: ``BlockClock.stopped_at``), so guest
   time stays a pure function of the guest's execution even though whether a TLB miss
   happens at all depends on the engine's TLB sizing;
-* code lookups from outside a run (``ctl_remove_cache`` for a code hook's range) use the
-  engine's own walk (:meth:`NativeTlb.engine_mmu`): a hand-over there would leave the
-  engine on its own TLB unannounced, and its walk's remembered fault is already handled
-  (booting.md, pitfall 13).
+* the engine's TLB is never asked from outside a run (``Cpu.retranslate`` walks the
+  tables itself and drops code by RAM address), and a hand-over no run reported (a
+  probing access the engine tolerates failing) is taken up by :meth:`NativeTlb.resume`
+  at the next run.
 
 A Unicorn 2.1.4 trap, found by the Debian 6.1 kernel's decompressor (which writes next to
 its own code): the engine marks a data-only entry dirty after one store even while other
