@@ -112,3 +112,23 @@ def test_linux_reads_the_disc_by_dma_and_sees_the_management_api_swap_it(firmwar
     finally:
         vm.power_off()
         vpc.delete_virtual_machine(vm)
+
+
+def test_two_boots_to_the_decompressed_kernel_run_the_same_instructions() -> None:
+    """Guest time stays a pure function of the guest's execution with paging on: ISOLINUX
+    to the kernel's first line after its XZ decompressor (which runs in IA-32e mode with
+    4-level paging, so through the C TLB walk, its hand-overs to the engine's MMU and the
+    block clock's count cache under paging) twice, the same count and the same text."""
+    from emu.boot import BootOptions, run_boot
+
+    try:
+        iso = guests.linux_iso(append=guests.EARLY_SERIAL_APPEND)
+    except guests.GuestUnavailable as exc:
+        pytest.skip(f"{exc} (.ci/run fetches the packages)")
+    runs = [run_boot(BootOptions(iso=iso, memory_size=512 << 20, until=BANNER, timeout=120))
+            for _ in range(2)]
+    for result in runs:
+        assert result.status is ExitStatus.OK, (result.message, result.serial[-2000:])
+    assert runs[0].instructions == runs[1].instructions
+    assert runs[0].serial == runs[1].serial
+    banner_line(runs[0].serial)
