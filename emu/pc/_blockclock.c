@@ -164,6 +164,21 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
         st->emu_stop(uc);
         return;
     }
+    if (st->paging != NULL && *st->paging && st->gen_cache != NULL && st->exact
+            && !st->exact_stop && size > 0) {
+        /* The common case with paging on: a block translated before, counted from the
+         * translation-time cache without a call into the engine. */
+        const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
+        if (g->pc == address && g->size == size && g->icount != 0) {
+            st->gen_hits++;
+            st->executed += g->icount;
+            st->blocks++;
+            st->last_pc = address;
+            st->last_end = address + size;
+            st->last_icount = g->icount;
+            return;
+        }
+    }
     if (st->exact) {
         int cacheable = st->cache != NULL && st->paging != NULL && !*st->paging && size > 0
                         && address + size <= st->ram_size;
