@@ -344,3 +344,28 @@ def test_the_clock_counts_exactly_under_paging_when_code_at_an_address_changes(
         counts.append(result.instructions)
     if cpu.clock_mode == "native":  # the count clock moves by whole slices
         assert counts[1] - counts[0] == 2 * loop
+
+
+def test_code_on_a_page_written_earlier_through_another_mapping_is_caught(tmp_path, tlb_mode):
+    # A data-only entry made before the page held code (a store through the alias) must
+    # not keep the fast store path once code runs there: the engine marks such an entry
+    # dirty after one store, and a later patch through it would leave the code stale.
+    cpu, memory, tdm = _paged(tmp_path)
+    page, alias = 0x6_8000, 0x10_1000
+    memory.write(tdm.PT + (alias >> 12) * 8, (page | 0x3).to_bytes(8, "little"))
+    memory.write(page, bytes([0xB8, 0x11, 0x11, 0, 0, 0xC3]))           # mov eax, 1111h; ret
+    memory.write(page + 0x800, bytes([0xB8, 0x33, 0x33, 0, 0, 0xC3]))   # mov eax, 3333h; ret
+    assert _run64(cpu, memory, tdm, tmp_path, f"""
+    mov dword [{alias + 0xF00:#x}], 0      ; a data-only entry for the page, then dirty
+    mov rbx, {page:#x}
+    call rbx                               ; the page becomes a code page
+    mov rbx, {page + 0x800:#x}
+    call rbx
+    mov [{tdm.OUT + 0x100:#x}], eax
+    mov dword [{alias + 0xF04:#x}], 0      ; stores through the alias again
+    mov dword [{alias + 0x801:#x}], 0x4444 ; patch the second routine's immediate
+    mov rbx, {page + 0x800:#x}
+    call rbx
+    mov [{tdm.OUT + 0x104:#x}], eax""") is StopReason.HALTED
+    assert memory.read_u32(tdm.OUT + 0x100) == 0x3333
+    assert memory.read_u32(tdm.OUT + 0x104) == 0x4444

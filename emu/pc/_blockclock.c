@@ -321,6 +321,8 @@ struct bc_tlb {
     uint32_t phys_bits;    /* MAXPHYADDR (CPUID 80000008h EAX[7:0]) */
     uint64_t walks;        /* fills answered by the 4-level walk (statistics) */
     uint64_t handoffs;     /* fills handed to the engine's MMU */
+    uint8_t *data_pages;   /* 1 bit per 4 KiB physical page: a data-only entry was made */
+    uint64_t code_flushes; /* TLB flushes for a page that became a code page (statistics) */
 };
 
 #define BC_PROT_READ 1
@@ -375,10 +377,32 @@ static int bc_has_code(const struct bc_tlb *t, uint64_t page)
     return (t->code_pages[page >> 3] >> (page & 7)) & 1;
 }
 
-static void bc_mark_code(struct bc_tlb *t, uint64_t page)
+/* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0): type 11, no argument, write. */
+#define BC_CTL_TLB_FLUSH (11 | (1u << 30))
+
+/* Code is fetched from a physical page.  The first time, if a data-only entry was ever
+ * made for it, the whole TLB is dropped: such an entry may still be in the TLB under
+ * another linear address, and once the engine has marked it dirty (after one store) its
+ * stores would leave this page's translations stale.  (The engine's own fill may move
+ * entries around during a fill too: its callers look the entry up again afterwards.) */
+static void bc_mark_code(void *uc, struct bc_tlb *t, uint64_t page)
 {
-    if (page < t->code_pages_count)
-        t->code_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
+    if (page >= t->code_pages_count)
+        return;
+    uint8_t bit = (uint8_t)(1u << (page & 7));
+    if (t->code_pages[page >> 3] & bit)
+        return;
+    t->code_pages[page >> 3] |= bit;
+    if (t->data_pages != NULL && (t->data_pages[page >> 3] & bit)) {
+        t->ctl(uc, BC_CTL_TLB_FLUSH);
+        t->code_flushes++;
+    }
+}
+
+static void bc_mark_data(struct bc_tlb *t, uint64_t page)
+{
+    if (page < t->code_pages_count && t->data_pages != NULL)
+        t->data_pages[page >> 3] |= (uint8_t)(1u << (page & 7));
 }
 
 /* The 4-level walk.  Returns false to hand the access to the engine (nothing written). */
@@ -469,13 +493,15 @@ static bool bc_walk(void *uc, struct bc_tlb *t, uint64_t vaddr, int type, uint64
     uint64_t paddr = page_base | (vaddr & page_mask & ~0xFFFull);
     uint64_t page = paddr >> 12;
     if (fetch)
-        bc_mark_code(t, page);
+        bc_mark_code(uc, t, page);
     int perms = BC_PROT_READ;
     if (may_write && (*leaf & BC_PTE_D))
         perms |= BC_PROT_WRITE;
     /* Execute permission only where code was fetched (see the SMC note below). */
     if (may_fetch && (fetch || bc_has_code(t, page)))
         perms |= BC_PROT_EXEC;
+    else
+        bc_mark_data(t, page);
     entry->paddr = paddr;
     entry->perms = perms;
     t->walks++;
@@ -503,14 +529,16 @@ bool bc_tlb_fill(void *uc, uint64_t vaddr, int type, struct uc_tlb_entry_view *e
     entry->paddr = vaddr & 0xFFFFF000u;
     uint64_t page = entry->paddr >> 12;
     if (type == BC_MEM_FETCH)
-        bc_mark_code(t, page);
+        bc_mark_code(uc, t, page);
     /* A page that ever held fetched code keeps executable entries (the engine's slow,
      * self-modifying-code-safe store path): Unicorn 2.1.4 marks a data-only entry dirty
      * after one store even while other translated blocks remain on its page, so later
      * stores there would leave those blocks stale. */
-    if (type == BC_MEM_FETCH || bc_has_code(t, page))
+    if (type == BC_MEM_FETCH || bc_has_code(t, page)) {
         entry->perms = BC_PROT_READ | BC_PROT_WRITE | BC_PROT_EXEC;
-    else
+    } else {
         entry->perms = BC_PROT_READ | BC_PROT_WRITE;
+        bc_mark_data(t, page);
+    }
     return true;
 }

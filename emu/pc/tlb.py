@@ -115,6 +115,8 @@ class TlbState(ctypes.Structure):
         ("phys_bits", ctypes.c_uint32),
         ("walks", ctypes.c_uint64),
         ("handoffs", ctypes.c_uint64),
+        ("data_pages", ctypes.c_void_p),
+        ("code_flushes", ctypes.c_uint64),
     )
 
 
@@ -174,6 +176,8 @@ class NativeTlb:
         pages = (top + 0xFFF) >> 12
         self._code_pages = (ctypes.c_uint8 * ((pages + 7) // 8))()
         state.code_pages = ctypes.addressof(self._code_pages)
+        self._data_pages = (ctypes.c_uint8 * ((pages + 7) // 8))()
+        state.data_pages = ctypes.addressof(self._data_pages)
         state.code_pages_count = pages
         state.paging = 1  # until the first fill says otherwise: ask the engine
         self._handle = ctypes.c_size_t()
