@@ -141,9 +141,34 @@ void bc_tb_generated(void *uc, const struct uc_tb_view *cur, const struct uc_tb_
 /* Average x86 instruction length used by the size-based estimate (bytes). */
 #define BC_ESTIMATE_BYTES 3
 
+static void bc_block_slow(void *uc, uint64_t address, uint32_t size, struct bc_state *st);
+
+/* Called at every block entry: the common case with paging on (nothing pending, budget
+ * not reached, the block counted from the translation-time cache) stays a small leaf
+ * function; everything else is bc_block_slow. */
 void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
 {
     struct bc_state *st = (struct bc_state *)user_data;
+
+    if (st->resume_end == 0 && st->executed < st->budget && !st->exact_stop
+            && st->paging != NULL && *st->paging && st->gen_cache != NULL && st->exact) {
+        const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
+        if (g->pc == address && g->size == size && g->icount != 0 && size > 0) {
+            st->gen_hits++;
+            st->executed += g->icount;
+            st->blocks++;
+            st->last_pc = address;
+            st->last_end = address + size;
+            st->last_icount = g->icount;
+            return;
+        }
+    }
+    bc_block_slow(uc, address, size, st);
+}
+
+static __attribute__((noinline)) void bc_block_slow(void *uc, uint64_t address, uint32_t size,
+                                                    struct bc_state *st)
+{
     uint32_t icount = 0;
     struct uc_tb_view tb;
 
