@@ -369,3 +369,33 @@ def test_code_on_a_page_written_earlier_through_another_mapping_is_caught(tmp_pa
     mov [{tdm.OUT + 0x104:#x}], eax""") is StopReason.HALTED
     assert memory.read_u32(tdm.OUT + 0x100) == 0x3333
     assert memory.read_u32(tdm.OUT + 0x104) == 0x4444
+
+
+def test_accesses_handed_to_the_engine_leave_the_instruction_count_as_it_was(
+        tmp_path, monkeypatch):
+    """Twenty page faults (reads and writes of pages the #PF handler maps) give the same
+    guest-visible instruction count with the C walk, which hands each fault to the engine's
+    MMU and restarts the instruction, as with the engine's TLB throughout."""
+    from tests import test_delivery as tdm
+
+    pages = [0x6_0000 + n * 0x1000 for n in range(20)]
+    source = "bits 64\norg 0x20000\n" + "".join(
+        f"    mov dword [{page:#x}], {n}\n" if n % 2 else f"    mov eax, [{page:#x}]\n"
+        for n, page in enumerate(pages)) + (
+        "    mov ecx, 1000\n.l: dec ecx\n    jnz .l\n    cli\n    hlt\n    jmp $-2\n")
+    code = assemble(source, tmp_path, "faults")
+    handler = assemble(tdm.PF_HANDLER_64, tmp_path, "pf")
+    counts = {}
+    for mode in ("virtual", "cpu"):
+        monkeypatch.setenv("EMU_TLB", mode)
+        cpu, memory = tdm.make_cpu()
+        memory.write(tdm.HANDLERS, handler)
+        tdm.long_mode(cpu, memory, {14: tdm.gate64(tdm.HANDLERS, 0x08, 0xE, ist=1)})
+        for page in pages:
+            tdm.unmap(memory, page)
+        assert tdm.run(cpu, memory, code, limit=1_000_000) is StopReason.HALTED
+        assert struct.unpack_from("<Q", memory.data, tdm.OUT)[0] == len(pages)  # faults
+        counts[mode] = cpu.clock.instructions
+        if mode == "virtual":
+            assert cpu.tlb is not None and cpu.tlb.handovers >= 1
+    assert counts["virtual"] == counts["cpu"]
