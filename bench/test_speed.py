@@ -171,23 +171,31 @@ def _raw_run(code: bytes, port: bool) -> float:
     return time.perf_counter() - start
 
 
-@pytest.mark.parametrize("loop", list(LOOPS))
-def test_guest_mips(loop, record_pair):
-    code, count = _program(LOOPS[loop], ITERATIONS[loop])
+def _mips_pair(record_pair, group: str, count: int, raw_run, make_cpu,
+               target: str = "") -> None:
+    """``ROUNDS`` of the bare engine (``raw_run()``: seconds) against the emulator's CPU
+    (``make_cpu()``, run until it halts), recorded as one pair with both MIPS."""
     emu_times, raw_times = [], []
     for _ in range(ROUNDS):
-        raw_times.append(_raw_run(code, port=loop == "port"))
-        cpu = _emu_cpu(code)
+        raw_times.append(raw_run())
+        cpu = make_cpu()
         start = time.perf_counter()
         result = cpu.run(count * 2)
         emu_times.append(time.perf_counter() - start)
         assert result.reason is StopReason.HALTED
         if cpu.clock_mode == "native":
             assert cpu.clock.instructions == count  # the clock counted every instruction
-    record_pair(f"mips-{loop}", emu_times, raw_times,
-                target="compute ≥ 250 M instr/s" if loop == "compute" else "",
+    record_pair(group, emu_times, raw_times, target=target,
                 emu_mips=round(count / min(emu_times) / 1e6, 1),
                 raw_mips=round(count / min(raw_times) / 1e6, 1))
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_guest_mips(loop, record_pair):
+    code, count = _program(LOOPS[loop], ITERATIONS[loop])
+    _mips_pair(record_pair, f"mips-{loop}", count,
+               lambda: _raw_run(code, port=loop == "port"), lambda: _emu_cpu(code),
+               target="compute ≥ 250 M instr/s" if loop == "compute" else "")
 
 
 # -- guest MIPS with paging (IA-32e, 4-level, 4 KiB identity pages for the first 2 MiB) ---
@@ -256,16 +264,5 @@ def _raw_paged_run(code: bytes) -> float:
 @pytest.mark.parametrize("loop", list(PAGED_LOOPS))
 def test_guest_mips_with_paging(loop, record_pair):
     code, count = _paged_program(PAGED_LOOPS[loop], ITERATIONS[loop])
-    emu_times, raw_times = [], []
-    for _ in range(ROUNDS):
-        raw_times.append(_raw_paged_run(code))
-        cpu = _paged_cpu(code)
-        start = time.perf_counter()
-        result = cpu.run(count * 2)
-        emu_times.append(time.perf_counter() - start)
-        assert result.reason is StopReason.HALTED
-        if cpu.clock_mode == "native":
-            assert cpu.clock.instructions == count  # the clock counted every instruction
-    record_pair(f"mips-paged-{loop}", emu_times, raw_times,
-                emu_mips=round(count / min(emu_times) / 1e6, 1),
-                raw_mips=round(count / min(raw_times) / 1e6, 1))
+    _mips_pair(record_pair, f"mips-paged-{loop}", count, lambda: _raw_paged_run(code),
+               lambda: _paged_cpu(code))

@@ -141,6 +141,17 @@ void bc_tb_generated(void *uc, const struct uc_tb_view *cur, const struct uc_tb_
 /* Average x86 instruction length used by the size-based estimate (bytes). */
 #define BC_ESTIMATE_BYTES 3
 
+/* Charge a block of `icount` instructions at [address, address + size) to the clock. */
+static inline void bc_charge(struct bc_state *st, uint64_t address, uint32_t size,
+                             uint32_t icount)
+{
+    st->executed += icount;
+    st->blocks++;
+    st->last_pc = address;
+    st->last_end = address + size;
+    st->last_icount = icount;
+}
+
 static void bc_block_slow(void *uc, uint64_t address, uint32_t size, struct bc_state *st);
 
 /* Called at every block entry: the common case with paging on (nothing pending, budget
@@ -155,11 +166,7 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
         const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
         if (g->pc == address && g->size == size && g->icount != 0 && size > 0) {
             st->gen_hits++;
-            st->executed += g->icount;
-            st->blocks++;
-            st->last_pc = address;
-            st->last_end = address + size;
-            st->last_icount = g->icount;
+            bc_charge(st, address, size, g->icount);
             return;
         }
     }
@@ -196,11 +203,7 @@ static __attribute__((noinline)) void bc_block_slow(void *uc, uint64_t address, 
         const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
         if (g->pc == address && g->size == size && g->icount != 0) {
             st->gen_hits++;
-            st->executed += g->icount;
-            st->blocks++;
-            st->last_pc = address;
-            st->last_end = address + size;
-            st->last_icount = g->icount;
+            bc_charge(st, address, size, g->icount);
             return;
         }
     }
@@ -255,11 +258,7 @@ static __attribute__((noinline)) void bc_block_slow(void *uc, uint64_t address, 
         st->emu_stop(uc);
         return;
     }
-    st->executed += icount;
-    st->blocks++;
-    st->last_pc = address;
-    st->last_end = address + size;
-    st->last_icount = icount;
+    bc_charge(st, address, size, icount);
 }
 
 /* The TLB fill hook (UC_HOOK_TLB_FILL with the engine in UC_TLB_VIRTUAL mode): the
