@@ -163,6 +163,24 @@ def default_mode() -> str:
     return "native" if native_available() else "count"
 
 
+def add_native_hook(uc: object, kind: int, function: object, user_data: ctypes.Structure,
+                    what: str) -> ctypes.c_size_t:
+    """Register ``function`` (a C function of the helper library) as a Unicorn hook of
+    ``kind`` over all addresses, with ``user_data`` (a ctypes structure the caller keeps
+    alive), through libunicorn's own ``uc_hook_add`` on the binding's engine handle.
+    Returns the hook handle; raises :class:`ClockUnavailable` naming ``what``."""
+    from unicorn.unicorn_py3.unicorn import uclib
+
+    handle = ctypes.c_size_t()
+    status = uclib.uc_hook_add(
+        uc._uch, ctypes.byref(handle), kind,  # type: ignore[attr-defined]
+        ctypes.cast(function, ctypes.c_void_p),
+        ctypes.cast(ctypes.byref(user_data), ctypes.c_void_p), 1, 0)
+    if status != 0:
+        raise ClockUnavailable(f"uc_hook_add for {what} failed ({status})")
+    return handle
+
+
 class Timer(Protocol):
     """A periodic event source on the :class:`VirtualClock`."""
 
@@ -273,23 +291,13 @@ class BlockClock:
         state.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
         state.ctl = ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value
         self._uc = uc
-        self._handle = ctypes.c_size_t()
-        hook = ctypes.cast(lib.bc_block_hook, ctypes.c_void_p)
-        status = uclib.uc_hook_add(
-            uc._uch, ctypes.byref(self._handle), UC_HOOK_BLOCK,  # type: ignore[attr-defined]
-            hook, ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
-        if status != 0:
-            raise ClockUnavailable(f"uc_hook_add for the block clock failed ({status})")
+        self._handle = add_native_hook(uc, UC_HOOK_BLOCK, lib.bc_block_hook, state,
+                                       "the block clock")
         from unicorn import UC_HOOK_EDGE_GENERATED
 
         self._gen_cache = (GenEntry * CACHE_SIZE)()
-        self._gen_handle = ctypes.c_size_t()
-        status = uclib.uc_hook_add(
-            uc._uch, ctypes.byref(self._gen_handle), UC_HOOK_EDGE_GENERATED,  # type: ignore[attr-defined]
-            ctypes.cast(lib.bc_tb_generated, ctypes.c_void_p),
-            ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
-        if status != 0:
-            raise ClockUnavailable(f"uc_hook_add for the translation hook failed ({status})")
+        self._gen_handle = add_native_hook(uc, UC_HOOK_EDGE_GENERATED, lib.bc_tb_generated,
+                                           state, "the translation hook")
         state.gen_cache = ctypes.addressof(self._gen_cache)
 
     def use_count_cache(self, ram: int, ram_size: int, paging_flag: int | None = None) -> None:

@@ -70,7 +70,7 @@ import ctypes
 import os
 from functools import cache
 
-from emu.pc.clock import _load_helper
+from emu.pc.clock import _load_helper, add_native_hook
 
 TLB_ENV = "EMU_TLB"
 
@@ -180,13 +180,8 @@ class NativeTlb:
         state.data_pages = ctypes.addressof(self._data_pages)
         state.code_pages_count = pages
         state.paging = 1  # until the first fill says otherwise: ask the engine
-        self._handle = ctypes.c_size_t()
-        status = uclib.uc_hook_add(
-            uc._uch, ctypes.byref(self._handle), UC_HOOK_TLB_FILL,  # type: ignore[attr-defined]
-            ctypes.cast(lib.bc_tlb_fill, ctypes.c_void_p),
-            ctypes.cast(ctypes.byref(state), ctypes.c_void_p), 1, 0)
-        if status != 0:
-            raise RuntimeError(f"uc_hook_add for the TLB fill failed ({status})")
+        self._handle = add_native_hook(uc, UC_HOOK_TLB_FILL, lib.bc_tlb_fill, state,
+                                       "the TLB fill")
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self.virtual = True
         self._retry_in = 0
