@@ -15,8 +15,9 @@
  *     Unicorn 2.1.x reports for a translated block through
  *     uc_ctl(UC_CTL_TB_REQUEST_CACHE) (uc_tb.icount; the lookup hits the engine's
  *     jump cache because the block is the one being entered), remembered in two
- *     caches (bc_cache_entry without paging, bc_gen_entry with paging: the latter is
- *     exact unless two live translations share a start and a size, see clock.py);
+ *     caches: bc_gen_entry, refreshed at every translation, first (with or without
+ *     paging: exact unless two live translations share a start and a size, see
+ *     clock.py), then without paging bc_cache_entry (checked against the block's bytes);
  *   - a run restarted after the TLB fill handed an access to the engine's MMU does not
  *     charge the block being run again (the caller's stopped_at, inclusive);
  *   - when the counter has reached the budget at a block's entry, that block is not
@@ -154,7 +155,7 @@ static inline void bc_charge(struct bc_state *st, uint64_t address, uint32_t siz
 
 static void bc_block_slow(void *uc, uint64_t address, uint32_t size, struct bc_state *st);
 
-/* Called at every block entry: the common case with paging on (nothing pending, budget
+/* Called at every block entry: the common case (nothing pending, budget
  * not reached, the block counted from the translation-time cache) stays a small leaf
  * function; everything else is bc_block_slow. */
 void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
@@ -162,7 +163,7 @@ void bc_block_hook(void *uc, uint64_t address, uint32_t size, void *user_data)
     struct bc_state *st = (struct bc_state *)user_data;
 
     if (st->resume_end == 0 && st->executed < st->budget && !st->exact_stop
-            && st->paging != NULL && *st->paging && st->gen_cache != NULL && st->exact) {
+            && st->gen_cache != NULL && st->exact) {
         const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
         if (g->pc == address && g->size == size && g->icount != 0 && size > 0) {
             st->gen_hits++;
@@ -196,9 +197,8 @@ static __attribute__((noinline)) void bc_block_slow(void *uc, uint64_t address, 
         st->emu_stop(uc);
         return;
     }
-    if (st->paging != NULL && *st->paging && st->gen_cache != NULL && st->exact
-            && !st->exact_stop && size > 0) {
-        /* The common case with paging on: a block translated before, counted from the
+    if (st->gen_cache != NULL && st->exact && !st->exact_stop && size > 0) {
+        /* The common case: a block translated before, counted from the
          * translation-time cache without a call into the engine. */
         const struct bc_gen_entry *g = &st->gen_cache[bc_gen_slot(address)];
         if (g->pc == address && g->size == size && g->icount != 0) {

@@ -15,22 +15,23 @@ Two ways of counting, chosen per CPU (``EMU_CLOCK=native|count`` in the environm
     chained; the counter is live, so a device read inside a hook sees time that has
     passed within the run.  The rule where a count cannot be exact:
 
-    * block counts are remembered (a direct-mapped cache per engine) while the guest
-      runs without paging, and trusted again only for a block with the same start,
-      byte size and first and last 8 bytes: code rewritten in place with all four
-      unchanged but other instruction boundaries would be counted with the old count;
-    * with paging on (a block's linear address says nothing about where its bytes
-      are), a second cache holds the count of the last block *translated* (or asked
-      about) with the same linear start and byte size: the engine reports every block
-      it translates while running (``UC_HOOK_EDGE_GENERATED``, called right after the
-      translation, before the block is entered — all but the first block an engine
-      ever translates), so rewritten code, a flushed translation cache or another
-      address space's code at the same address replaces the entry.  The count is
-      inexact only when two translations with the same start and size but different
-      instruction counts are both alive and alternate without being translated again
-      (the same linear address holding different code in two address spaces, or in two
-      CPU modes); it is still a pure function of the guest's execution.  A miss asks
-      the engine (``UC_CTL_TB_REQUEST_CACHE``);
+    * block counts come from a direct-mapped cache holding the count of the last block
+      *translated* (or asked about) with the same linear start and byte size, with or
+      without paging: the engine reports every block it translates while running
+      (``UC_HOOK_EDGE_GENERATED``, called right after the translation, before the block
+      is entered — all but the first block an engine ever translates), so rewritten
+      code, a flushed translation cache or another address space's code at the same
+      address replaces the entry.  The count is inexact only when two translations
+      with the same start and size but different instruction counts are both alive and
+      alternate without being translated again (the same linear address holding
+      different code in two address spaces, or in two CPU modes such as 16- and 32-bit
+      code at one address); it is still a pure function of the guest's execution.  On
+      a miss, while paging is off, a second cache is trusted only for a block with the
+      same start, byte size and first and last 8 bytes (its bytes are in RAM at the
+      linear address then); otherwise the engine is asked (``UC_CTL_TB_REQUEST_CACHE``).
+      Counting from the translation-time cache without paging too doubled a real-mode
+      compute loop (783 → 1,627 M instr/s) and took 13-18 % off ISOLINUX, SeaBIOS and
+      GRUB boots;
     * a run stops at a block boundary, so it overshoots its budget by less than one
       block (timers fire up to one block late, always the same block); the run
       loop's own limit (``Cpu.run(max_instructions)``, hence ``--max-instructions``
