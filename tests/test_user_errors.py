@@ -118,6 +118,14 @@ def test_ctrl_c_during_a_boot_is_one_line_and_status_130(monkeypatch, capsys):
     assert one_line_error(capsys.readouterr().err) == "emu: stopped"
 
 
+def default_sigint() -> None:
+    """In a child about to exec: SIGINT back to its default disposition.  A test run started
+    where SIGINT is ignored (a background job of a non-interactive shell) would hand the
+    ignoring on through exec, and Python then installs no KeyboardInterrupt handler: the
+    Ctrl-C under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_real_sigint_stops_emu_with_status_130_and_no_traceback():
     # The boot loop is replaced by a sleep so the signal arrives mid-run, as a
     # Ctrl-C at the terminal would; the handling under test is the real one.
@@ -125,7 +133,7 @@ def test_a_real_sigint_stops_emu_with_status_130_and_no_traceback():
             "emu.boot.run_boot = lambda options: (print('running', flush=True), time.sleep(30))\n"
             "sys.exit(c.main(['boot', '--no-interactive']))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     assert proc.stdout is not None
     # Skip the boot summary lines; "running" is printed from inside the (fake) boot loop.
     for line in proc.stdout:  # ends at EOF if the child died: the status check then fails
@@ -291,6 +299,7 @@ def test_ctrl_c_typed_at_the_terminal_of_an_interactive_boot_stops_it_cleanly():
             "sys.exit(c.main(['boot']))\n")
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdin/stdout/stderr are the terminal
+        default_sigint()
         os.execv(sys.executable, [sys.executable, "-c", code])
     seen = read_until(fd, b"running", b"")
     os.write(fd, b"\x03")  # Ctrl-C typed at the terminal
@@ -354,6 +363,7 @@ def test_ctrl_c_at_the_console_prompt_drops_the_line_and_the_session_goes_on():
 
     pid, fd = pty.fork()
     if pid == 0:
+        default_sigint()
         os.execv(str(Path(sys.executable).parent / "emu"), ["emu", "console"])
     seen = b""
     try:
