@@ -203,7 +203,7 @@ def test_remove_cache_is_linear_and_faults_where_nothing_is_mapped():
     assert seen == [8]                                        # the guest's own #PF is a #DF
     engine.forget_exception()
     seen.clear()
-    code = CodeCache(uc, engine)
+    code = CodeCache(uc)
     assert code.native
     code.drop_host(ram.ctypes.data + 0x4000, 16, 0x4000)      # by RAM address: no lookup
     assert engine.remembered_exception() == -1
@@ -240,7 +240,7 @@ def test_host_writes_drop_code_by_where_it_is_in_ram(how: str):
     """Code at physical 9000h runs at linear A000h: a host write at physical 9000h must
     drop it.  ``ctl_remove_cache(9000h)`` drops linear 9000h (physical A000h) instead."""
     uc, ram = aliased_engine()
-    code = CodeCache(uc, Engine(uc))
+    code = CodeCache(uc)
     ram[0x9000:0x9006] = np.frombuffer(bytes.fromhex("b801000000f4"), np.uint8)  # mov eax,1; hlt
     uc.emu_start(0xA000, 0, 0, 0)
     assert uc.reg_read(X.UC_X86_REG_EAX) == 1

@@ -410,9 +410,9 @@ class AtapiDrive(IdeDevice):
         """A view of the medium held since an earlier port access is about to be copied
         from: ask the medium again (a file cut short meanwhile would fault the memory
         map).  If it is gone, the command ends here with CHECK CONDITION."""
-        if self._src.flags.owndata or self._src.base is None:
+        if self._src.flags.owndata:
             return True
-        sense = self.target.recheck_medium()
+        sense = self.target.recheck_medium(self._src[self._src_pos :])
         if sense is None:
             return True
         self._complete(sense)

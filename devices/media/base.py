@@ -78,11 +78,10 @@ class Medium(Protocol):
 
     ``read`` raises ``IndexError`` for a range outside ``[0, sector_count)``
     and :class:`MediumGone` when the backing store disappeared.  A medium whose
-    ``read`` hands out views of a memory map (not copies) also has ``recheck()``:
-    raise :class:`MediumReadError` if the bytes of the last view are no longer
-    backed (the file was cut short since), so a drive that holds a view across port
-    accesses can ask again before it copies from it (the drive's target calls it
-    when present).
+    ``read`` hands out views of a memory map (not copies) also has ``recheck(view)``:
+    raise :class:`MediumReadError` if the bytes of ``view`` are no longer backed (the
+    file was cut short since), so a drive that holds a view across port accesses can
+    ask again before it copies from it (the drive's target calls it when present).
     """
 
     path: str

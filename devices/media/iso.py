@@ -264,8 +264,6 @@ class IsoImage:
         self._iso: pycdlib.PyCdlib | None = None
         self._map: np.memmap | None = None
         self._data: np.ndarray | None = None
-        self._last_end = 0
-        """End (byte offset) of the last view :meth:`read` handed out."""
         try:
             self._open_structures()
             self._map = np.memmap(
@@ -383,17 +381,23 @@ class IsoImage:
                 self.path,
                 f"sectors {lba}+{count} lie past the end of the file, now {size} bytes",
             )
-        self._last_end = end
         return data[lba * SECTOR_SIZE : end]
 
-    def recheck(self) -> None:
-        """Raise :class:`MediumReadError` if the file is now shorter than the end of the
-        last view :meth:`read` handed out (one ``fstat``)."""
+    def recheck(self, view: np.ndarray) -> None:
+        """Raise :class:`MediumReadError` if ``view``, about to be copied, lies in this
+        image's memory map past the file's current end (one ``fstat``); an array that is
+        not a view of the map is never at risk."""
+        data = self._data
+        if data is None or view.size == 0:
+            return
+        start = view.ctypes.data - data.ctypes.data
+        if not 0 <= start < data.size:
+            return
         try:
             size = os.fstat(self._fd).st_size
         except OSError as exc:
             raise MediumReadError(self.path, f"cannot check the file: {exc.strerror}") from None
-        if self._last_end > size:
+        if start + view.size > size:
             raise MediumReadError(
                 self.path, f"the file was cut to {size} bytes during a transfer")
 

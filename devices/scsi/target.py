@@ -364,16 +364,16 @@ class MmcTarget:
         self.sense = SENSE_NONE
         return Outcome(Status.GOOD, reply, command=cmd)
 
-    def recheck_medium(self) -> Sense | None:
-        """Before the drive copies more of a view it has held since an earlier port
-        access: is the medium still backing it (``Medium.recheck``, for media that hand
-        out views)?  None if so; else the command's sense (MEDIUM ERROR 03/11/00 for a
-        file cut short), set as the current sense."""
+    def recheck_medium(self, view: np.ndarray) -> Sense | None:
+        """Before the drive copies ``view``, held since an earlier port access: is the
+        medium still backing it (``Medium.recheck``, for media that hand out views)?
+        None if so; else the command's sense (MEDIUM ERROR 03/11/00 for a file cut
+        short), set as the current sense."""
         recheck = getattr(self.medium, "recheck", None)
         if recheck is None:
             return None
         try:
-            recheck()
+            recheck(view)
         except MediumError as exc:
             return self._failed(None, exc).sense
         return None

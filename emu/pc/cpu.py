@@ -181,7 +181,7 @@ class Cpu:
         self.clock = VirtualClock(ips)
         self.uc = new_engine()
         self.engine = Engine(self.uc)
-        self.code = CodeCache(self.uc, self.engine)
+        self.code = CodeCache(self.uc)
         self.delivery = Delivery(self.uc, memory, self.engine, ram_ranges)
         # Shared, not copied: Unicorn's TLB points into the numpy buffer.  RAM above the
         # PCI hole is the array's tail mapped from 4 GiB up (``ram_ranges``).
@@ -239,13 +239,13 @@ class Cpu:
             self._hooks.append(self.uc.hook_add(
                 UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
                 | UC_HOOK_MEM_FETCH_UNMAPPED, self._hook_unmapped, None, begin, end))
-        self.tlb = (NativeTlb(self.uc, self.ram.ctypes.data, ram_ranges or [(0, memory.size)])
+        self.tlb = (NativeTlb(self.uc, self._ram_address, ram_ranges or [(0, memory.size)])
                     if tlb_wanted() else None)
         """The fast-store TLB fill (None: the engine's own TLB throughout)."""
         if self._block_clock is not None:
             low = min(memory.size, (ram_ranges or [(0, memory.size)])[0][1])
             self._block_clock.use_count_cache(
-                self.ram.ctypes.data, low,
+                self._ram_address, low,
                 self.tlb.paging_address() if self.tlb is not None else None)
         self.reset_real_mode(0, 0)
 
@@ -381,9 +381,8 @@ class Cpu:
 
         By RAM address, page by page: with paging on each page is looked up in the guest's
         tables without marking them (an unmapped page holds no code to drop).  Never
-        ``ctl_remove_cache``: its lookup of an unmapped page leaves a ``#PF`` pending in
-        the engine, which the next run delivers to the guest with a stale CR2
-        (docs/booting.md, pitfall 13)."""
+        ``ctl_remove_cache``: its lookup of an unmapped page raises a hidden ``#PF`` that
+        the engine remembers and that overwrites CR2 (docs/booting.md, pitfall 13)."""
         paging = bool(self.uc.reg_read(X.UC_X86_REG_CR0) & CR0_PG)
         at = start
         while at < end:

@@ -358,9 +358,8 @@ class CodeCache:
 
     PAGE = 0x1000
 
-    def __init__(self, uc: Uc, engine: Engine) -> None:
+    def __init__(self, uc: Uc) -> None:
         self.uc = uc
-        self.engine = engine
         self._handle = uc._uch  # type: ignore[attr-defined]
         try:
             from_host = uclib.qemu_ram_addr_from_host_x86_64

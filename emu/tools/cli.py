@@ -550,9 +550,14 @@ def _run_session(args: argparse.Namespace, options: BootOptions, iso: str,
     return result
 
 
+def _command(argv: Sequence[str]) -> str:
+    """The subcommand named in ``argv`` (its first word that is not an option)."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    command = _command(argv)
     try:
         args = build_parser(command).parse_args(argv)
     except KeyboardInterrupt:
@@ -593,8 +598,7 @@ def run() -> None:
     matrix's Ray workers, the console's readline history) exit normally."""
     argv = sys.argv[1:]
     status = main(argv)
-    command = next((arg for arg in argv if not arg.startswith("-")), "")
-    if command in FAST_EXIT_COMMANDS:
+    if _command(argv) in FAST_EXIT_COMMANDS:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
